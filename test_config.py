@@ -1,11 +1,14 @@
 """Hooks for `benchopt test`: make its dataset checks run offline.
 
-The torchvision hyper-cleaning datasets download their data; for the test
-they read tiny random image sets written in torchvision's own file layout
-under a temporary data home, so the real loading code runs without network.
+The torchvision hyper-cleaning datasets and the LIBSVM regularization-
+selection datasets download their data; for the test they read tiny random
+sets written in the libraries' own file layouts under a temporary data home,
+so the real loading code runs without network.
 """
 from benchmark_utils.hypercleaning_dataset import TorchvisionHyperCleaning
 from benchmark_utils.idx_files import write_random_set
+from benchmark_utils.libsvm_files import write_random_libsvm_set
+from benchmark_utils.regsel_dataset import LibsvmRegSel
 
 
 def check_test_dataset_get_data(dataset, tmp_path, monkeypatch):
@@ -13,3 +16,8 @@ def check_test_dataset_get_data(dataset, tmp_path, monkeypatch):
         write_random_set(tmp_path / "torchvision", dataset.torchvision_name,
                          n_train=40, n_test=20)
         monkeypatch.setenv("BENCHOPT_DATA_HOME", str(tmp_path))
+    if issubclass(dataset, LibsvmRegSel):
+        for libsvm_name in dataset.libsvm_names:
+            write_random_libsvm_set(tmp_path / "libsvm", libsvm_name,
+                                    n_samples=100)
+        monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))

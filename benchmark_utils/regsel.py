@@ -1,0 +1,301 @@
+"""Hyperparameter selection: one L2 penalty per feature of a logistic
+regression, chosen on held-out data (Pedregosa, ICML 2016; Grazzi, Franceschi,
+Pontil and Salzo, ICML 2020; the LancBiO paper's 20 Newsgroups task):
+
+    g(x, W) = 1/n_tr sum_i CE(W^T a_i, b_i) + 1/2 sum_j exp(x_j) ||W_j,:||^2
+    f(x, W) = 1/n_val sum_i CE(W^T a_i, b_i)   over the validation split
+
+W has one row per feature and one column per class; with two classes it has
+a single column and CE is the logistic loss. Parametrising each penalty by
+its logarithm keeps g strongly convex in W for every x in R^n_features.
+``y`` is W flattened, ``x`` the log-penalties.
+
+The data comes from LIBSVM's collection through libsvmdata, which downloads
+a file once and caches it, converted, in ``$LIBSVMDATA_HOME/libsvm``.
+Sparse data (20 Newsgroups) stays sparse from the file to the device.
+"""
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from libsvmdata.abstraction import _get_data_home
+from libsvmdata.core import ALL_DATASETS
+from scipy import sparse as scipy_sparse
+from sklearn.preprocessing import normalize
+
+from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.sparse import SparseFeatures
+from benchmark_utils.validation import check_int, check_positive
+
+#: The starting penalty exp(x0_j) of every feature: a mild ridge, below the
+#: curvature of the mean loss (about 0.015 on news20-shaped documents of
+#: unit norm), so that the inner problem starts with a condition number of
+#: about 15 and a penalty can grow some 30-fold before an inner step fixed
+#: at the start becomes unstable.
+INITIAL_PENALTY = 1e-3
+
+
+class MissingDataError(FileNotFoundError):
+    """A LIBSVM data set is neither on disk nor downloadable."""
+
+
+class RegSelProblem(BilevelProblem):
+    """Parameters
+    ----------
+    train_features, val_features, test_features : tensors (n, n_features)
+        Dense tensors, or sparse COO tensors that stay sparse.
+    train_labels, val_labels, test_labels : int64 tensors
+        Class indices in ``0 .. n_classes - 1``.
+    n_classes : int
+        At least 2; with 2, W has a single column and CE is the logistic
+        loss of its score.
+    initial_penalty : float
+        exp(x0), the same for every feature.
+    """
+
+    name = "regularization-selection"
+    #: On a news20-shaped random problem (1,000 training documents), LancBiO
+    #: with an outer step of 5 lowers the validation loss steadily for 150
+    #: iterations, while 100 lifts some penalties past what the inner step
+    #: fixed at x0 tolerates (exp(x_j) > 2 / step) within 13 iterations:
+    #: the default step_size_outer 1 means 5.
+    outer_step_unit = 5.0
+
+    def __init__(self, train_features, train_labels, val_features, val_labels,
+                 test_features, test_labels, n_classes,
+                 initial_penalty=INITIAL_PENALTY):
+        check_int("n_classes", n_classes, 2)
+        check_positive("initial_penalty", initial_penalty)
+        self.train_features = as_features(train_features)
+        self.val_features = as_features(val_features)
+        self.test_features = as_features(test_features)
+        self.train_labels = train_labels
+        self.val_labels, self.test_labels = val_labels, test_labels
+        self.n_classes = n_classes
+        self.n_columns = 1 if n_classes == 2 else n_classes
+        self.n_features = train_features.shape[1]
+        dtype = train_features.dtype
+        self.x0 = torch.full((self.n_features,), math.log(initial_penalty),
+                             dtype=dtype)
+        self.y0 = torch.zeros(self.n_features * self.n_columns, dtype=dtype)
+
+    def logits(self, y, features):
+        return features @ y.view(self.n_features, self.n_columns)
+
+    def loss(self, logits, labels):
+        if self.n_columns == 1:
+            return F.binary_cross_entropy_with_logits(
+                logits[:, 0], labels.to(logits.dtype))
+        return F.cross_entropy(logits, labels)
+
+    def predict(self, logits):
+        if self.n_columns == 1:
+            return (logits[:, 0] > 0).long()
+        return logits.argmax(dim=1)
+
+    def g(self, x, y):
+        weights = y.view(self.n_features, self.n_columns)
+        penalty = 0.5 * torch.dot(torch.exp(x), torch.sum(weights ** 2, 1))
+        return self.loss(self.logits(y, self.train_features),
+                         self.train_labels) + penalty
+
+    def f(self, x, y):
+        return self.loss(self.logits(y, self.val_features), self.val_labels)
+
+    def test_metrics(self, x, y):
+        """Accuracy and loss of the solver's classifier ``y`` on the test
+        split, and its accuracy on the validation split."""
+        test_logits = self.logits(y, self.test_features)
+        val_logits = self.logits(y, self.val_features)
+        return dict(
+            test_accuracy=self.accuracy(test_logits, self.test_labels),
+            test_loss=float(self.loss(test_logits, self.test_labels)),
+            val_accuracy=self.accuracy(val_logits, self.val_labels),
+        )
+
+    def accuracy(self, logits, labels):
+        return float((self.predict(logits) == labels).double().mean())
+
+    def to(self, device, dtype):
+        moved = super().to(device, dtype)
+        for key, value in vars(self).items():
+            if isinstance(value, SparseFeatures):
+                setattr(moved, key, value.to(device, dtype))
+        return moved
+
+
+def as_features(matrix):
+    """Dense tensors are used as they are; sparse COO ones are wrapped so
+    that every torch.func mode differentiates their products."""
+    if matrix.layout == torch.sparse_coo:
+        return SparseFeatures(matrix)
+    return matrix
+
+
+# -- data ---------------------------------------------------------------------
+
+def libsvm_folder():
+    """libsvmdata's cache folder, ``$LIBSVMDATA_HOME/libsvm`` (else
+    ``$XDG_DATA_HOME/libsvm``, else ``~/data/libsvm``), read at each call:
+    libsvmdata itself fixes it when it is first imported."""
+    return Path(_get_data_home("libsvm"))
+
+
+def fetch_libsvm_set(libsvm_name, dataset_name):
+    """Features (scipy sparse CSC, or a dense array for a set with at least
+    half non-zeros) and float labels of a LIBSVM data set, via libsvmdata.
+
+    libsvmdata keeps ``<name>_X.npz`` (or ``.npy``) and ``<name>_y.npy`` in
+    :func:`libsvm_folder`; without them it downloads the published file and
+    converts it. A published file put into that folder by hand (on a machine
+    without network) is converted by libsvmdata's own code, which would
+    otherwise delete it and download it again. Without data and without
+    network, a :class:`MissingDataError` says what to fetch and how
+    (``dataset_name`` is the benchmark's dataset, for the command).
+    """
+    if libsvm_name not in ALL_DATASETS:
+        raise ValueError(
+            "libsvm_name must be a data set that libsvmdata knows (listed in "
+            f"libsvmdata.supported), got {libsvm_name!r}.")
+    entry = copy.copy(ALL_DATASETS[libsvm_name])
+    entry.dataset_dir = folder = libsvm_folder()
+    cached = folder / libsvm_name
+    published = folder / entry.dataset_file
+    try:
+        if published.exists() and not _is_cached(folder, libsvm_name):
+            features, labels = entry._load_file_and_save_data(published,
+                                                              cached)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            features, labels = entry.get_X_y()
+    except RuntimeError as error:   # libsvmdata's download failed
+        raise MissingDataError(_missing_message(entry, folder, dataset_name,
+                                                error)) from error
+    except (ValueError, OSError) as error:   # OSError: not a bz2 stream
+        # libsvmdata deletes a file once converted; a file that fails goes
+        # too (with its decompressed copy), so that the next run fetches it.
+        published.unlink(missing_ok=True)
+        if published.suffix == ".bz2":
+            published.with_suffix("").unlink(missing_ok=True)
+        raise ValueError(
+            f"{published} (LIBSVM data set {libsvm_name!r}) is not a valid "
+            f"svmlight file ({error}); it was removed from {folder}. Fetch "
+            f"it again with `benchopt prepare . -d {dataset_name}`."
+        ) from error
+    values = features.data if scipy_sparse.issparse(features) else features
+    for part, array in (("X", values), ("y", labels)):
+        if not np.isfinite(array).all():
+            stored = next(folder.glob(f"{libsvm_name}_{part}.np[yz]"))
+            raise ValueError(
+                f"{stored} (LIBSVM data set {libsvm_name!r}, converted by "
+                "libsvmdata from the published file) has non-finite "
+                f"entries. Delete it and fetch the data again with "
+                f"`benchopt prepare . -d {dataset_name}`.")
+    return features, labels
+
+
+def _is_cached(folder, libsvm_name):
+    """Both of libsvmdata's converted files are there."""
+    return any((folder / f"{libsvm_name}_X{ext}").exists()
+               for ext in (".npz", ".npy")) and (
+        folder / f"{libsvm_name}_y.npy").exists()
+
+
+def _missing_message(entry, folder, dataset_name, error):
+    return (
+        f"LIBSVM data set {entry.dataset_name!r} is not in {folder} and "
+        f"could not be downloaded ({error}). Download it on a machine with "
+        f"internet access with `benchopt prepare . -d {dataset_name}` "
+        "(libsvmdata keeps it in $LIBSVMDATA_HOME/libsvm, by default "
+        f"~/data/libsvm), or put the published file {entry.dataset_file} "
+        f"({entry.dataset_url}) into {folder}/."
+    )
+
+
+def build_regsel_problem(pools, n_train, n_val, n_test, seed,
+                         normalize_rows=False,
+                         initial_penalty=INITIAL_PENALTY):
+    """Draw the three splits and build the problem.
+
+    Parameters
+    ----------
+    pools : list of (features, labels, source)
+        What :func:`fetch_libsvm_set` returns, with the data set's name
+        (``source``, for messages). With one pool, the training, validation
+        and test samples are drawn disjointly from it; with two, the
+        training samples come from the first and the validation and test
+        samples, disjointly, from the second.
+    n_train, n_val, n_test : int
+        Split sizes.
+    seed : int
+        Seed of the draws.
+    normalize_rows : bool
+        Scale every sample to unit Euclidean norm (documents of word counts).
+    """
+    sizes = [len(labels) for _, labels, _ in pools]
+    if len(pools) == 1:
+        check_int("n_train", n_train, 1, sizes[0] - 2)
+        check_int("n_val", n_val, 1, sizes[0] - n_train - 1)
+        check_int("n_test", n_test, 1, sizes[0] - n_train - n_val)
+    else:
+        check_int("n_train", n_train, 1, sizes[0])
+        check_int("n_val", n_val, 1, sizes[1] - 1)
+        check_int("n_test", n_test, 1, sizes[1] - n_val)
+    classes = class_values(pools)
+    generator = torch.Generator().manual_seed(seed)
+    orders = [torch.randperm(size, generator=generator).numpy()
+              for size in sizes]
+    if len(pools) == 1:
+        bounds = [(0, 0, n_train), (0, n_train, n_train + n_val),
+                  (0, n_train + n_val, n_train + n_val + n_test)]
+    else:
+        bounds = [(0, 0, n_train), (1, 0, n_val), (1, n_val, n_val + n_test)]
+    rows = [pool_rows(pools[pool]) for pool in range(len(pools))]
+    splits = []
+    for pool, start, stop in bounds:
+        chosen = orders[pool][start:stop]
+        features = rows[pool][chosen]
+        if normalize_rows:
+            features = normalize(features)
+        labels = np.searchsorted(classes, pools[pool][1][chosen])
+        splits += [to_tensor(features), torch.as_tensor(labels)]
+    return RegSelProblem(*splits, n_classes=len(classes),
+                         initial_penalty=initial_penalty)
+
+
+def class_values(pools):
+    """The sorted label values of all pools: class k is the k-th of them
+    (-1 and +1 become 0 and 1, news20's 1..20 become 0..19)."""
+    for _, labels, source in pools:
+        if not np.array_equal(labels, np.round(labels)):
+            raise ValueError(
+                f"LIBSVM data set {source!r} has non-integer labels: it is "
+                "not a classification data set.")
+    classes = np.unique(np.concatenate([labels for _, labels, _ in pools]))
+    if len(classes) < 2:
+        names = " and ".join(repr(source) for _, _, source in pools)
+        raise ValueError(
+            f"LIBSVM data set {names} has a single class ({classes}); a "
+            "classification problem needs at least two.")
+    return classes
+
+
+def pool_rows(pool):
+    """The features in a format that selects rows fast (CSR if sparse)."""
+    features = pool[0]
+    return features.tocsr() if scipy_sparse.issparse(features) else features
+
+
+def to_tensor(features):
+    """A float64 tensor: sparse COO for a scipy sparse matrix, else dense."""
+    if scipy_sparse.issparse(features):
+        coo = features.tocoo()
+        indices = torch.as_tensor(np.vstack([coo.row, coo.col]),
+                                  dtype=torch.int64)
+        return torch.sparse_coo_tensor(
+            indices, torch.as_tensor(coo.data, dtype=torch.float64),
+            coo.shape, check_invariants=True).coalesce()
+    return torch.as_tensor(np.asarray(features), dtype=torch.float64)
