@@ -37,8 +37,10 @@ class Objective(BaseObjective):
     parameters = {
         "device": ["auto"],
         "dtype": ["float64"],
-        # 'auto' measures both modes when the objective is set up and keeps
-        # the faster one for this problem, device and dtype.
+        # 'auto' measures every mode that serves the problem (reverse,
+        # forward, and closed_form where the problem supplies it) when the
+        # objective is set up and keeps the fastest for this problem,
+        # device and dtype.
         "hvp_mode": ["auto"],
     }
 

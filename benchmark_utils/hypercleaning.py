@@ -13,6 +13,8 @@ g is 2 reg-strongly convex in W for every x. ``y`` is W flattened.
 import torch
 import torch.nn.functional as F
 
+from benchmark_utils.glm import (class_probabilities, cross_entropy_curvature,
+                                 cross_entropy_residual)
 from benchmark_utils.problem import BilevelProblem
 from benchmark_utils.validation import check_at_least, check_int
 
@@ -35,6 +37,7 @@ class HyperCleaningProblem(BilevelProblem):
     """
 
     name = "hyper-cleaning"
+    has_closed_form_hvp = True
 
     def __init__(self, train_features, train_labels, val_features, val_labels,
                  test_features, test_labels, corrupted, reg=0.01):
@@ -65,6 +68,38 @@ class HyperCleaningProblem(BilevelProblem):
     def f(self, x, y):
         return F.cross_entropy(self.logits(y, self.val_features),
                                self.val_labels)
+
+    # With P = softmax(A W^T), Z_v = A V^T and s = sigmoid(x):
+    #   d2_WW g V = 1/n_tr (s * CE''(P) Z_v)^T A + 2 reg V
+    #   (d2_xW g V)_i = 1/n_tr s_i (1 - s_i) <p_i - onehot(label_i), Z_v,i>
+    def _probabilities_and_direction(self, y, v):
+        features = self.train_features
+        return (class_probabilities(self.logits(y, features)),
+                self.logits(v, features))
+
+    def _hvp(self, x, v, probabilities, logit_direction):
+        curvature = cross_entropy_curvature(probabilities, logit_direction)
+        weighted = torch.sigmoid(x)[:, None] * curvature / len(x)
+        return (weighted.T @ self.train_features).reshape(-1) + (
+            2 * self.reg * v)
+
+    def _cross(self, x, probabilities, logit_direction):
+        weights = torch.sigmoid(x)
+        residual = cross_entropy_residual(probabilities, self.train_labels)
+        return weights * (1 - weights) * torch.sum(
+            residual * logit_direction, dim=1) / len(x)
+
+    def closed_form_hvp(self, x, y, v):
+        return self._hvp(x, v, *self._probabilities_and_direction(y, v))
+
+    def closed_form_cross(self, x, y, v):
+        return self._cross(x, *self._probabilities_and_direction(y, v))
+
+    def closed_form_hvp_and_cross(self, x, y, v):
+        probabilities, logit_direction = self._probabilities_and_direction(
+            y, v)
+        return (self._hvp(x, v, probabilities, logit_direction),
+                self._cross(x, probabilities, logit_direction))
 
     def test_metrics(self, x, y):
         """Held-out metrics of the solver's classifier ``y``, and how well

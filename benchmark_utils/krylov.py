@@ -51,11 +51,14 @@ def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None):
         # turn it into a zero step without reading anything back.
         curvature = torch.dot(direction, a_direction)
         step = torch.where(curvature != 0, rr / curvature, 0.0)
-        x = x + step * direction
-        residual = residual - step * a_direction
+        # addcmul fuses each update into one pass over the vectors (the
+        # scalars stay on the device): with cheap products, these passes
+        # are most of CG's own time.
+        x = torch.addcmul(x, step, direction)
+        residual = torch.addcmul(residual, step, a_direction, value=-1)
         rr_next = torch.dot(residual, residual)
-        direction = residual + torch.where(rr != 0, rr_next / rr, 0.0) * (
-            direction)
+        direction = torch.addcmul(
+            residual, torch.where(rr != 0, rr_next / rr, 0.0), direction)
         rr = rr_next
     return x, n_matvec
 

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmark_utils.oracles import HVP_MODES, Oracles
+from benchmark_utils.oracles import Oracles, available_hvp_modes
 from benchmark_utils.validation import check_int, check_positive
 
 #: Oracle calls timed, by name; each takes the oracles and a point (x, y, v).
@@ -100,23 +100,25 @@ def measure_oracle_costs(problem, hvp_mode="reverse", n_samples=5,
 
 
 def select_hvp_mode(problem, **measure_options):
-    """The faster of the HVP modes on this problem, by measurement.
+    """The fastest of the HVP modes that serve this problem, by measurement.
 
-    Both modes give the same numbers; their speed depends on the problem
+    All modes give the same numbers; their speed depends on the problem
     and the hardware (forward-over-reverse was 4 to 40 times slower than
-    reverse-over-reverse on this benchmark's CPU problems). A mode that
+    reverse-over-reverse on this benchmark's CPU problems). The problem's
+    closed-form products compete where it supplies them. A mode that
     cannot differentiate the problem (forward mode through an operation
     without a forward-mode rule) is passed over.
 
     Returns
     -------
     mode : str
-        'reverse' or 'forward'.
+        'reverse', 'forward' or 'closed_form'.
     costs : dict
         The :func:`measure_oracle_costs` of the chosen mode.
     """
+    modes = available_hvp_modes(problem)
     measured = {}
-    for mode in HVP_MODES:
+    for mode in modes:
         try:
             measured[mode] = measure_oracle_costs(problem, mode,
                                                   **measure_options)
@@ -124,7 +126,7 @@ def select_hvp_mode(problem, **measure_options):
             continue
     if not measured:
         raise RuntimeError(
-            f"No HVP mode of {HVP_MODES} can differentiate this problem.")
+            f"No HVP mode of {modes} can differentiate this problem.")
     # Compare ratios, not seconds: each HVP time is divided by a gradient
     # timed in turn with it, so a slow spell of a shared machine between
     # the two measurements does not decide the choice.

@@ -11,7 +11,16 @@ from torch.func import grad, jvp, vjp
 
 from benchmark_utils.validation import check_choice
 
-HVP_MODES = ("reverse", "forward")
+#: Second-order products by automatic differentiation, for any problem.
+AUTODIFF_HVP_MODES = ("reverse", "forward")
+#: 'closed_form': the problem's own formulas, where it supplies them
+#: (``BilevelProblem.has_closed_form_hvp``).
+HVP_MODES = AUTODIFF_HVP_MODES + ("closed_form",)
+
+
+def available_hvp_modes(problem):
+    """The HVP modes that can serve ``problem``."""
+    return HVP_MODES if problem.has_closed_form_hvp else AUTODIFF_HVP_MODES
 
 
 class Oracles:
@@ -21,14 +30,22 @@ class Oracles:
     ----------
     problem : BilevelProblem
         The problem, already on its device and dtype.
-    hvp_mode : {'reverse', 'forward'}
+    hvp_mode : {'reverse', 'forward', 'closed_form'}
         How second-order products are taken: 'reverse' is reverse-over-reverse
         (``vjp`` of the gradient), 'forward' is forward-over-reverse (``jvp``
-        of the gradient). Both give the same numbers; their speed differs.
+        of the gradient), 'closed_form' the problem's own formulas (for a
+        problem that supplies them). All give the same numbers; their speed
+        differs.
     """
 
     def __init__(self, problem, hvp_mode="reverse"):
         check_choice("hvp_mode", hvp_mode, HVP_MODES)
+        if hvp_mode not in available_hvp_modes(problem):
+            raise ValueError(
+                "hvp_mode='closed_form' needs a problem that supplies its "
+                "second-order products (hyper-cleaning, regularization "
+                f"selection); the {problem.name} problem does not: use one "
+                f"of {AUTODIFF_HVP_MODES} or 'auto'.")
         self.problem = problem
         self.hvp_mode = hvp_mode
         self._grad_f = grad(problem.f, argnums=(0, 1))
@@ -86,6 +103,8 @@ class Oracles:
     def hvp(self, x, y, v):
         """d2_yy g(x, y) v."""
         self.n_hvp += 1
+        if self.hvp_mode == "closed_form":
+            return self.problem.closed_form_hvp(x, y, v)
         if self.hvp_mode == "forward":
             return jvp(lambda y_: self._grad_g_y(x, y_), (y,), (v,))[1]
         _, pullback = vjp(lambda y_: self._grad_g_y(x, y_), y)
@@ -94,6 +113,8 @@ class Oracles:
     def cross(self, x, y, v):
         """d2_xy g(x, y) v, a vector of the size of x."""
         self.n_cross += 1
+        if self.hvp_mode == "closed_form":
+            return self.problem.closed_form_cross(x, y, v)
         if self.hvp_mode == "forward":
             return jvp(lambda y_: self._grad_g_x(x, y_), (y,), (v,))[1]
         _, pullback = vjp(lambda x_: self._grad_g_y(x_, y), x)
@@ -103,6 +124,8 @@ class Oracles:
         """(d2_yy g v, d2_xy g v) from a single linearisation of d g."""
         self.n_hvp += 1
         self.n_cross += 1
+        if self.hvp_mode == "closed_form":
+            return self.problem.closed_form_hvp_and_cross(x, y, v)
         if self.hvp_mode == "forward":
             cross, hvp = jvp(lambda y_: self._grad_g(x, y_), (y,), (v,))[1]
             return hvp, cross

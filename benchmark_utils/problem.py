@@ -24,6 +24,10 @@ class BilevelProblem:
     #: ``step_size_outer * outer_step_unit``, so that one default outer step
     #: suits problems whose hypergradients have different scales.
     outer_step_unit = 1.0
+    #: True for a problem that implements the ``closed_form_*`` products
+    #: below (the oracles' ``hvp_mode='closed_form'``); each must equal its
+    #: automatic derivative (a test checks it).
+    has_closed_form_hvp = False
 
     def f(self, x, y):
         """Upper-level function, a scalar tensor."""
@@ -32,6 +36,18 @@ class BilevelProblem:
     def g(self, x, y):
         """Lower-level function, a scalar tensor, strongly convex in ``y``."""
         raise NotImplementedError
+
+    def closed_form_hvp(self, x, y, v):
+        """d2_yy g(x, y) v by the problem's own formula."""
+        raise NotImplementedError
+
+    def closed_form_cross(self, x, y, v):
+        """d2_xy g(x, y) v (a vector of the size of x) by its own formula."""
+        raise NotImplementedError
+
+    def closed_form_hvp_and_cross(self, x, y, v):
+        """Both products; a problem overrides it to share their work."""
+        return self.closed_form_hvp(x, y, v), self.closed_form_cross(x, y, v)
 
     def test_metrics(self, x, y):
         """Held-out metrics (``test_accuracy``, ``test_loss``...) at the

@@ -28,6 +28,7 @@ class QuadraticProblem(BilevelProblem):
     """
 
     name = "quadratic"
+    has_closed_form_hvp = True
 
     def __init__(self, dim_x=50, dim_y=100, kappa=100.0, rho=0.1, seed=0):
         check_int("dim_x", dim_x, 1)
@@ -59,6 +60,12 @@ class QuadraticProblem(BilevelProblem):
     def g(self, x, y):
         return (0.5 * torch.dot(y, self.hessian @ y)
                 + torch.dot(y, self.coupling @ x) + torch.dot(self.shift, y))
+
+    def closed_form_hvp(self, x, y, v):
+        return self.hessian @ v
+
+    def closed_form_cross(self, x, y, v):
+        return self.coupling.T @ v
 
     # -- closed forms, for the tests ------------------------------------------
 

@@ -59,6 +59,13 @@ class SparseFeatures:
         return self.matrix.shape
 
     @property
+    def T(self):
+        """``A^T``, sharing both stored matrices."""
+        transposed = SparseFeatures.__new__(SparseFeatures)
+        transposed.matrix, transposed.matrix_t = self.matrix_t, self.matrix
+        return transposed
+
+    @property
     def nnz(self):
         return self.matrix._nnz()
 

@@ -30,6 +30,7 @@ class SyntheticProblem(BilevelProblem):
     """
 
     name = "synthetic"
+    has_closed_form_hvp = True
 
     def __init__(self, n=10_000, kappa=1e5, c1=0.1, c2=0.5, seed=0):
         check_int("n", n, 1)
@@ -58,3 +59,31 @@ class SyntheticProblem(BilevelProblem):
         return (self.c2 * torch.sum(torch.sin(x + y))
                 + torch.logsumexp(x * y, dim=0)
                 + 0.5 * torch.dot(y, self.d3 * y + self.gram @ y))
+
+    # With s = sin(x + y), p = softmax(x * y) and u = x * v (entrywise):
+    #   d2_yy g v = -c2 s v + x (p u - p <p, u>) + (D3 + G) v
+    #   d2_xy g v = -c2 s v + p v + y p (u - <p, u>)
+    # (the log-sum-exp's Hessian in z = x * y is diag(p) - p p^T).
+    def _curvature_terms(self, x, y, v):
+        sine = torch.sin(x + y)
+        softmax = torch.softmax(x * y, dim=0)
+        scaled = x * v
+        centred = scaled - torch.dot(softmax, scaled)
+        return sine, softmax, centred
+
+    def _hvp(self, x, y, v, sine, softmax, centred):
+        return (-self.c2 * sine * v + x * softmax * centred
+                + self.d3 * v + self.gram @ v)
+
+    def _cross(self, x, y, v, sine, softmax, centred):
+        return -self.c2 * sine * v + softmax * v + y * softmax * centred
+
+    def closed_form_hvp(self, x, y, v):
+        return self._hvp(x, y, v, *self._curvature_terms(x, y, v))
+
+    def closed_form_cross(self, x, y, v):
+        return self._cross(x, y, v, *self._curvature_terms(x, y, v))
+
+    def closed_form_hvp_and_cross(self, x, y, v):
+        terms = self._curvature_terms(x, y, v)
+        return self._hvp(x, y, v, *terms), self._cross(x, y, v, *terms)

@@ -3,8 +3,9 @@
 The lower level of ``regsel_news20`` at its full size: 16,000 documents,
 62,061 features with 0.1% non-zeros (random word counts, each document
 scaled to unit norm), 20 classes. For the gradient of g and for the HVP in
-each mode (reverse-over-reverse, forward-over-reverse), it prints the median
-time over repeated calls and the peak memory one call adds.
+each mode (reverse-over-reverse, forward-over-reverse, closed form), it
+prints the median time over repeated calls and the peak memory one call
+adds.
 
 On the CPU (Linux), the peak of a call is the process's peak resident size
 during the call (reset before it through /proc/self/clear_refs) minus its

@@ -184,7 +184,7 @@ def test_peak_memory_of_one_oracle_call_at_news20_size():
     peaks = {(r["oracle"], r["mode"]): r["peak_mib"]
              for r in report["results"]}
     assert set(peaks) == {("gradient", "reverse"), ("hvp", "reverse"),
-                          ("hvp", "forward")}
+                          ("hvp", "forward"), ("hvp", "closed_form")}
     # W (62,061 x 20) in float64 is 9.5 MiB: a call holds a few such
     # tensors, never a dense copy of the data.
     for key, peak in peaks.items():

@@ -1,0 +1,133 @@
+"""The problems' closed-form second-order products against automatic
+differentiation, and how the oracle layer offers them."""
+import pytest
+import torch
+
+from benchmark_utils import oracle_cost
+from benchmark_utils.hypercleaning import build_hypercleaning_problem
+from benchmark_utils.libsvm_files import random_documents
+from benchmark_utils.metrics import ReferenceMetrics
+from benchmark_utils.oracle_cost import select_hvp_mode
+from benchmark_utils.oracles import Oracles
+from benchmark_utils.quadratic import QuadraticProblem
+from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.regsel import build_regsel_problem
+from benchmark_utils.synthetic import SyntheticProblem
+from conftest import make_objective
+
+
+def hypercleaning_problem(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (80, 6, 6), generator=generator)
+    labels = torch.randint(0, 10, (80,), generator=generator)
+    return build_hypercleaning_problem(
+        (images, labels), None, (0.3, 0.3), n_train=40, n_val=20,
+        corruption_rate=0.5, reg=0.01, seed=seed, n_test=20)
+
+
+def regsel_problem(n_classes, dense, seed=0):
+    counts, classes = random_documents(60, 40, n_classes, 12, seed)
+    features = counts.toarray() if dense else counts
+    return build_regsel_problem([(features, classes + 1.0, "random")], 30,
+                                15, 15, seed=seed, normalize_rows=True)
+
+
+PROBLEMS = {
+    "quadratic": lambda: QuadraticProblem(dim_x=7, dim_y=9),
+    "synthetic": lambda: SyntheticProblem(n=12, kappa=50.0, seed=3),
+    "hypercleaning": hypercleaning_problem,
+    "regsel-binary-sparse": lambda: regsel_problem(2, dense=False),
+    "regsel-binary-dense": lambda: regsel_problem(2, dense=True),
+    "regsel-multiclass-sparse": lambda: regsel_problem(5, dense=False),
+    "regsel-multiclass-dense": lambda: regsel_problem(5, dense=True),
+}
+
+
+def random_point(problem, seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = problem.x0 + torch.randn(problem.x0.shape, generator=generator)
+    y, v = (torch.randn(problem.y0.shape, generator=generator)
+            for _ in range(2))
+    return x, y, v
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_closed_form_products_equal_automatic_differentiation(name):
+    problem = PROBLEMS[name]()
+    assert problem.has_closed_form_hvp
+    x, y, v = random_point(problem, 1)
+    closed_form = Oracles(problem, "closed_form")
+    autodiff = Oracles(problem, "reverse")
+    expected_hvp = autodiff.hvp(x, y, v)
+    expected_cross = autodiff.cross(x, y, v)
+    fused_hvp, fused_cross = closed_form.hvp_and_cross(x, y, v)
+    for value, expected in [(closed_form.hvp(x, y, v), expected_hvp),
+                            (closed_form.cross(x, y, v), expected_cross),
+                            (fused_hvp, expected_hvp),
+                            (fused_cross, expected_cross)]:
+        assert float(torch.linalg.vector_norm(expected)) > 1e-3
+        torch.testing.assert_close(value, expected, rtol=1e-10, atol=1e-14)
+    # One call of each, counted as the autodiff modes count them.
+    assert closed_form.counts() == dict(n_grad=0, n_hvp=2, n_cross=2)
+
+
+class SquaredNormProblem(BilevelProblem):
+    """g = 1/2 ||y - x||^2, f = 1/2 ||y||^2: no closed-form products."""
+
+    name = "squared-norm"
+
+    def __init__(self, dim):
+        self.x0, self.y0 = torch.ones(dim), torch.zeros(dim)
+
+    def f(self, x, y):
+        return 0.5 * torch.dot(y, y)
+
+    def g(self, x, y):
+        return 0.5 * torch.sum((y - x) ** 2)
+
+
+def test_closed_form_mode_on_a_problem_without_it_is_a_clear_error():
+    with pytest.raises(ValueError, match="hvp_mode='closed_form' needs a "
+                       "problem that supplies.*the squared-norm problem "
+                       "does not"):
+        Oracles(SquaredNormProblem(3), "closed_form")
+
+
+def fake_measurements(r_hvp_per_mode, measured):
+    def measure(problem, mode, **options):
+        measured.append(mode)
+        return dict(time_grad=1.0, r_hvp=r_hvp_per_mode[mode], r_cross=1.0,
+                    r_hvp_and_cross=2.0)
+    return measure
+
+
+def test_auto_lets_closed_form_compete_only_where_the_problem_has_it(
+        monkeypatch):
+    costs = {"reverse": 2.0, "forward": 3.0, "closed_form": 1.5}
+    for problem, expected_modes, expected in [
+            (hypercleaning_problem(),
+             ["reverse", "forward", "closed_form"], "closed_form"),
+            (SquaredNormProblem(3), ["reverse", "forward"], "reverse")]:
+        measured = []
+        monkeypatch.setattr(oracle_cost, "measure_oracle_costs",
+                            fake_measurements(costs, measured))
+        mode, _ = select_hvp_mode(problem)
+        assert measured == expected_modes and mode == expected
+
+
+def test_objective_runs_solvers_on_closed_form_products():
+    problem = regsel_problem(3, dense=False)
+    objective = make_objective(problem, hvp_mode="closed_form")
+    oracles = objective.get_objective()["oracles"]
+    assert oracles.hvp_mode == "closed_form"
+    x, y, v = random_point(problem, 2)
+    torch.testing.assert_close(oracles.hvp(x, y, v),
+                               Oracles(problem).hvp(x, y, v),
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_reference_metrics_use_the_closed_form_where_there_is_one():
+    assert ReferenceMetrics(
+        hypercleaning_problem()).oracles.hvp_mode == "closed_form"
+    assert ReferenceMetrics(
+        SquaredNormProblem(3)).oracles.hvp_mode == "reverse"
