@@ -11,7 +11,8 @@ ARMIJO = 1e-4
 def inner_gradient_descent(oracles, x, y, n_steps, step_size):
     """``n_steps`` steps of  y <- y - step_size * d_y g(x, y), from ``y``."""
     for _ in range(n_steps):
-        y = y - step_size * oracles.grad_inner(x, y)
+        # One fused pass over y: y - step_size * d_y g(x, y).
+        y = torch.add(y, oracles.grad_inner(x, y), alpha=-step_size)
     return y
 
 
