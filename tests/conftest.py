@@ -38,6 +38,16 @@ def make_objective(problem, **params):
     return objective
 
 
+def point_near_start(problem, seed):
+    """(x, y, v): x at a standard normal distance from the start, y and v
+    standard normal, from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    x = problem.x0 + torch.randn(problem.x0.shape, generator=generator)
+    y, v = (torch.randn(problem.y0.shape, generator=generator)
+            for _ in range(2))
+    return x, y, v
+
+
 class IterationBudget:
     """A stand-in for benchopt's callback: lets ``n_iter`` iterations run,
     and records the solver's result at each call if asked."""

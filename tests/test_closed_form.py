@@ -13,7 +13,7 @@ from benchmark_utils.quadratic import QuadraticProblem
 from benchmark_utils.problem import BilevelProblem
 from benchmark_utils.regsel import build_regsel_problem
 from benchmark_utils.synthetic import SyntheticProblem
-from conftest import make_objective
+from conftest import make_objective, point_near_start
 
 
 def hypercleaning_problem(seed=0):
@@ -43,19 +43,11 @@ PROBLEMS = {
 }
 
 
-def random_point(problem, seed):
-    generator = torch.Generator().manual_seed(seed)
-    x = problem.x0 + torch.randn(problem.x0.shape, generator=generator)
-    y, v = (torch.randn(problem.y0.shape, generator=generator)
-            for _ in range(2))
-    return x, y, v
-
-
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_closed_form_products_equal_automatic_differentiation(name):
     problem = PROBLEMS[name]()
     assert problem.has_closed_form_hvp
-    x, y, v = random_point(problem, 1)
+    x, y, v = point_near_start(problem, 1)
     closed_form = Oracles(problem, "closed_form")
     autodiff = Oracles(problem, "reverse")
     expected_hvp = autodiff.hvp(x, y, v)
@@ -120,7 +112,7 @@ def test_objective_runs_solvers_on_closed_form_products():
     objective = make_objective(problem, hvp_mode="closed_form")
     oracles = objective.get_objective()["oracles"]
     assert oracles.hvp_mode == "closed_form"
-    x, y, v = random_point(problem, 2)
+    x, y, v = point_near_start(problem, 2)
     torch.testing.assert_close(oracles.hvp(x, y, v),
                                Oracles(problem).hvp(x, y, v),
                                rtol=1e-10, atol=1e-14)

@@ -27,7 +27,7 @@ from benchmark_utils.regsel import (MissingDataError, RegSelProblem,
                                     libsvm_folder)
 from benchmark_utils.sparse import SparseFeatures
 from conftest import (BENCHMARK, ROOT, get_dataset_class, make_objective,
-                      run_solver)
+                      point_near_start, run_solver)
 
 
 def small_problem(n_classes, seed=0, n_features=40):
@@ -49,14 +49,6 @@ def densified(problem):
         problem.n_classes)
 
 
-def random_point(problem, seed):
-    generator = torch.Generator().manual_seed(seed)
-    x = problem.x0 + torch.randn(problem.x0.shape, generator=generator)
-    y, v = (torch.randn(problem.y0.shape, generator=generator)
-            for _ in range(2))
-    return x, y, v
-
-
 def all_oracles(oracles, x, y, v):
     return dict(grad_inner=oracles.grad_inner(x, y),
                 grad_inner_x=oracles.grad_inner_x(x, y),
@@ -72,7 +64,7 @@ def all_oracles(oracles, x, y, v):
 def test_sparse_oracles_match_the_densified_problem(n_classes, mode):
     problem = small_problem(n_classes)
     assert isinstance(problem.train_features, SparseFeatures)
-    x, y, v = random_point(problem, 1)
+    x, y, v = point_near_start(problem, 1)
     sparse = all_oracles(Oracles(problem, mode), x, y, v)
     dense = all_oracles(Oracles(densified(problem), mode), x, y, v)
     for name, value in sparse.items():
@@ -90,7 +82,7 @@ def central_difference(func, point, direction, eps=1e-6):
 def test_sparse_oracles_match_finite_differences(mode):
     problem = small_problem(4, seed=2)
     oracles = Oracles(problem, mode)
-    x, y, v = random_point(problem, 3)
+    x, y, v = point_near_start(problem, 3)
     u = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
     grad_x_g = oracles.grad_inner_x(x, y)
     torch.testing.assert_close(
@@ -119,7 +111,7 @@ def test_batched_hvps_through_vmap_match_one_by_one():
     # generate_vmap_rule: the sparse product batches under torch.func.vmap
     # in both modes (forward-over-reverse and reverse-over-reverse).
     problem = small_problem(3, seed=5)
-    x, y, _ = random_point(problem, 6)
+    x, y, _ = point_near_start(problem, 6)
     directions = torch.randn(4, y.numel(),
                              generator=torch.Generator().manual_seed(7))
     grad_g = grad(problem.g, argnums=1)
@@ -142,7 +134,7 @@ def test_problem_moves_to_float32_and_stays_sparse():
     assert moved.train_features.matrix.dtype == torch.float32
     assert moved.train_features.matrix_t.dtype == torch.float32
     assert problem.train_features.matrix.dtype == torch.float64
-    x, y, v = (t.float() for t in random_point(problem, 8))
+    x, y, v = (t.float() for t in point_near_start(problem, 8))
     torch.testing.assert_close(
         Oracles(moved, "forward").hvp(x, y, v),
         Oracles(problem).hvp(x.double(), y.double(), v.double()).float(),
