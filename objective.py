@@ -7,7 +7,7 @@ from benchmark_utils.device import resolve_device, resolve_dtype
 from benchmark_utils.metrics import ReferenceMetrics
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
-from benchmark_utils.oracles import HVP_MODES, Oracles
+from benchmark_utils.oracles import HVP_MODES, Oracles, check_closed_form
 from benchmark_utils.stopping import ProgressOrDivergence
 from benchmark_utils.validation import check_choice
 
@@ -53,6 +53,8 @@ class Objective(BaseObjective):
         # The reference is built from the dataset's float64 data, not from
         # the (possibly float32-rounded) copy the solvers work on.
         self.reference = ReferenceMetrics(problem.to(device, torch.float64))
+        if self.problem.has_closed_form_hvp:
+            check_closed_form(self.problem)
         # Costs of one HVP and one cross product in gradients, for the
         # gradient-equivalent work axis of the budget plots: measured once,
         # here, so no solver's time includes them.

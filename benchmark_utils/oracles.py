@@ -7,6 +7,7 @@ same currency: gradients, Hessian-vector products (HVPs) and cross products.
 Notation (paper, Section 2): A = d2_yy g(x, y), b = d_y f(x, y), and the
 hypergradient  d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  with  A v* = b.
 """
+import torch
 from torch.func import grad, jvp, vjp
 
 from benchmark_utils.validation import check_choice
@@ -21,6 +22,40 @@ HVP_MODES = AUTODIFF_HVP_MODES + ("closed_form",)
 def available_hvp_modes(problem):
     """The HVP modes that can serve ``problem``."""
     return HVP_MODES if problem.has_closed_form_hvp else AUTODIFF_HVP_MODES
+
+
+#: Largest relative disagreement allowed between a problem's closed-form
+#: products and automatic differentiation, by dtype (round-off only).
+CLOSED_FORM_RTOL = {torch.float64: 1e-8, torch.float32: 1e-3}
+
+
+def check_closed_form(problem, seed=0):
+    """Raise a clear error if the problem's closed-form HVP or cross product
+    disagrees with reverse-mode automatic differentiation at a random point
+    near the start (a subclass that changed ``g`` but kept
+    ``has_closed_form_hvp`` would otherwise give silently wrong products).
+    The point moves y off y0, which is often 0, where some products vanish
+    exactly."""
+    generator = torch.Generator().manual_seed(seed)
+    y_shift, v = (torch.randn(problem.y0.shape, generator=generator,
+                              dtype=torch.float64).to(problem.y0)
+                  for _ in range(2))
+    x, y = problem.x0, problem.y0 + 0.1 * y_shift
+    closed_form = Oracles(problem, "closed_form")
+    autodiff = Oracles(problem, "reverse")
+    rtol = CLOSED_FORM_RTOL.get(problem.dtype, 1e-3)
+    for name in ("hvp", "cross"):
+        expected = getattr(autodiff, name)(x, y, v)
+        error = torch.linalg.vector_norm(
+            getattr(closed_form, name)(x, y, v) - expected)
+        scale = torch.linalg.vector_norm(expected)
+        if not error <= rtol * max(float(scale), 1e-30):
+            raise ValueError(
+                f"The {problem.name} problem's closed_form_{name} disagrees "
+                "with automatic differentiation (relative error "
+                f"{float(error / scale):.2e} > {rtol:g}): fix it, or set "
+                "has_closed_form_hvp = False on a problem whose g differs "
+                "from the one its closed forms were written for.")
 
 
 class Oracles:

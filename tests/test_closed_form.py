@@ -123,3 +123,24 @@ def test_reference_metrics_use_the_closed_form_where_there_is_one():
         hypercleaning_problem()).oracles.hvp_mode == "closed_form"
     assert ReferenceMetrics(
         SquaredNormProblem(3)).oracles.hvp_mode == "reverse"
+
+
+class ShiftedQuadratic(QuadraticProblem):
+    """g changed, closed forms inherited: they no longer match."""
+
+    def g(self, x, y):
+        return super().g(x, y) + torch.sum(y ** 2)
+
+
+class ShiftedQuadraticWithoutClosedForm(ShiftedQuadratic):
+    has_closed_form_hvp = False
+
+
+def test_a_closed_form_that_disagrees_with_autodiff_stops_the_set_up():
+    with pytest.raises(ValueError, match="quadratic problem's "
+                       "closed_form_hvp disagrees with automatic "
+                       "differentiation.*has_closed_form_hvp = False"):
+        make_objective(ShiftedQuadratic(dim_x=3, dim_y=4))
+    objective = make_objective(
+        ShiftedQuadraticWithoutClosedForm(dim_x=3, dim_y=4), hvp_mode="auto")
+    assert objective.resolved_hvp_mode in ("reverse", "forward")
