@@ -45,16 +45,38 @@ def _time_calls(call, n_calls, device):
     return (time.perf_counter() - start) / n_calls
 
 
+def median_call_times(calls, device, n_samples=5, min_sample_time=2e-3):
+    """Median seconds per call of each function of ``calls`` (a dict of
+    calls without arguments).
+
+    Each is called once untimed (``torch.func`` builds its transforms and
+    the allocator warms up on the first call), then timed ``n_samples``
+    times, the calls taking turns so that a slow spell of a shared machine
+    hits all of them alike. A sample times as many successive calls as
+    fill ``min_sample_time`` seconds, so that microsecond oracles of small
+    problems are not lost in the timer's resolution.
+    """
+    check_int("n_samples", n_samples, 1)
+    check_positive("min_sample_time", min_sample_time)
+    calls_per_sample = {}
+    for name, call in calls.items():
+        _time_calls(call, 1, device)
+        one_call = _time_calls(call, 1, device)
+        calls_per_sample[name] = max(1, math.ceil(min_sample_time / one_call))
+    samples = {name: [] for name in calls}
+    for _ in range(n_samples):
+        for name, call in calls.items():
+            samples[name].append(
+                _time_calls(call, calls_per_sample[name], device))
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
 def measure_oracle_costs(problem, hvp_mode="reverse", n_samples=5,
                          min_sample_time=2e-3):
     """Median time of one call of each oracle at the problem's start point.
 
-    Each oracle is called once untimed (``torch.func`` builds its transforms
-    and the allocator warms up on the first call), then timed ``n_samples``
-    times, the oracles taking turns so that a slow spell of a shared machine
-    hits all of them alike. A sample times as many successive calls as fill
-    ``min_sample_time`` seconds, so that microsecond oracles of small
-    problems are not lost in the timer's resolution.
+    Timed by :func:`median_call_times`: one untimed call each, then
+    ``n_samples`` samples, the oracles taking turns.
 
     Parameters
     ----------
@@ -73,26 +95,13 @@ def measure_oracle_costs(problem, hvp_mode="reverse", n_samples=5,
         ``time_grad`` (seconds per gradient ``d_y g``) and, as ratios to it,
         ``r_hvp``, ``r_cross`` and ``r_hvp_and_cross`` (the fused call).
     """
-    check_int("n_samples", n_samples, 1)
-    check_positive("min_sample_time", min_sample_time)
     oracles = Oracles(problem, hvp_mode)
-    device = problem.device
     x, y = problem.x0, problem.y0
     v = torch.ones_like(y)
     calls = {name: (lambda call=call: call(oracles, x, y, v))
              for name, call in ORACLE_CALLS.items()}
-    calls_per_sample = {}
-    for name, call in calls.items():
-        _time_calls(call, 1, device)
-        one_call = _time_calls(call, 1, device)
-        calls_per_sample[name] = max(1, math.ceil(min_sample_time / one_call))
-    samples = {name: [] for name in calls}
-    for _ in range(n_samples):
-        for name, call in calls.items():
-            samples[name].append(
-                _time_calls(call, calls_per_sample[name], device))
-    medians = {name: statistics.median(times)
-               for name, times in samples.items()}
+    medians = median_call_times(calls, problem.device, n_samples,
+                                min_sample_time)
     time_grad = medians.pop("grad")
     return dict(time_grad=time_grad,
                 **{f"r_{name}": seconds / time_grad

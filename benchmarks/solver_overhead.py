@@ -19,8 +19,6 @@ Usage (from the benchmark folder):
 """
 import argparse
 import itertools
-import math
-import statistics
 import sys
 import time
 from collections import Counter
@@ -33,6 +31,8 @@ from benchopt.utils.run_context import RunContext
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_cost import load_dataset  # noqa: E402
 from sparse_hvp import news20_shaped_problem  # noqa: E402
+
+from benchmark_utils.oracle_cost import median_call_times  # noqa: E402
 
 #: Oracle methods, and how to call each at (x, y, v) for its unit time.
 METHODS = {
@@ -83,29 +83,13 @@ def timed_run(solver, n_outer):
     return marks[-1] - marks[N_WARMUP], Counter(oracles.calls)
 
 
-def unit_times(oracles, x, y, methods, n_samples=5, min_sample_time=0.02):
+def unit_times(oracles, x, y, methods):
     """Median seconds per call of each oracle method of ``methods`` at
-    (x, y, 1): each sample times as many successive calls as fill
-    ``min_sample_time``, the methods taking turns."""
+    (x, y, 1), samples of at least 20 ms, the methods taking turns."""
     v = torch.ones_like(y)
     calls = {name: (lambda call=METHODS[name]: call(oracles, x, y, v))
              for name in methods}
-    calls_per_sample = {}
-    for name, call in calls.items():
-        call()   # torch.func builds its transforms on the first call
-        start = time.perf_counter()
-        call()
-        one_call = time.perf_counter() - start
-        calls_per_sample[name] = max(1, math.ceil(min_sample_time / one_call))
-    samples = {name: [] for name in calls}
-    for _ in range(n_samples):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            for _ in range(calls_per_sample[name]):
-                call()
-            samples[name].append(
-                (time.perf_counter() - start) / calls_per_sample[name])
-    return {name: statistics.median(times) for name, times in samples.items()}
+    return median_call_times(calls, oracles.device, min_sample_time=0.02)
 
 
 def default_instances(solver_class):

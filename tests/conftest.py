@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = Benchmark(ROOT)
 
 # benchmark_utils is registered by Benchmark(...) above.
+from benchmark_utils.libsvm_files import random_documents  # noqa: E402
 from benchmark_utils.quadratic import QuadraticProblem  # noqa: E402
+from benchmark_utils.regsel import build_regsel_problem  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 
@@ -36,6 +38,15 @@ def make_objective(problem, **params):
     objective = BENCHMARK.get_benchmark_objective().get_instance(**params)
     objective.set_data(problem)
     return objective
+
+
+def small_regsel_problem(n_classes, seed=0, n_features=40, dense=False):
+    """A regularization-selection problem on 60 random documents (30 / 15 /
+    15 split, unit-norm rows), its features sparse unless ``dense``."""
+    counts, classes = random_documents(60, n_features, n_classes, 12, seed)
+    features = counts.toarray() if dense else counts
+    return build_regsel_problem([(features, classes + 1.0, "random")], 30,
+                                15, 15, seed=seed, normalize_rows=True)
 
 
 def point_near_start(problem, seed):
@@ -80,6 +91,16 @@ def run_solver(name, problem, n_iter, objective=None, record=False,
     callback = IterationBudget(n_iter, solver if record else None)
     solver.run(callback)
     return solver, objective, callback
+
+
+def assert_counts_per_iteration(problem, name, params, per_iteration,
+                                n_iter):
+    """Run ``n_iter`` iterations of solver ``name``: its counts must be
+    exactly ``n_iter`` times ``per_iteration`` (a dict of counts)."""
+    solver, _, _ = run_solver(name, problem, n_iter, **params)
+    assert solver.get_result()["counts"] == {
+        key: n_iter * value for key, value in per_iteration.items()}
+    assert solver.get_result()["n_outer"] == n_iter
 
 
 def hypergrad_norm(solver, objective):

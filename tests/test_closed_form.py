@@ -5,15 +5,13 @@ import torch
 
 from benchmark_utils import oracle_cost
 from benchmark_utils.hypercleaning import build_hypercleaning_problem
-from benchmark_utils.libsvm_files import random_documents
 from benchmark_utils.metrics import ReferenceMetrics
 from benchmark_utils.oracle_cost import select_hvp_mode
 from benchmark_utils.oracles import Oracles
 from benchmark_utils.quadratic import QuadraticProblem
 from benchmark_utils.problem import BilevelProblem
-from benchmark_utils.regsel import build_regsel_problem
 from benchmark_utils.synthetic import SyntheticProblem
-from conftest import make_objective, point_near_start
+from conftest import make_objective, point_near_start, small_regsel_problem
 
 
 def hypercleaning_problem(seed=0):
@@ -25,21 +23,14 @@ def hypercleaning_problem(seed=0):
         corruption_rate=0.5, reg=0.01, seed=seed, n_test=20)
 
 
-def regsel_problem(n_classes, dense, seed=0):
-    counts, classes = random_documents(60, 40, n_classes, 12, seed)
-    features = counts.toarray() if dense else counts
-    return build_regsel_problem([(features, classes + 1.0, "random")], 30,
-                                15, 15, seed=seed, normalize_rows=True)
-
-
 PROBLEMS = {
     "quadratic": lambda: QuadraticProblem(dim_x=7, dim_y=9),
     "synthetic": lambda: SyntheticProblem(n=12, kappa=50.0, seed=3),
     "hypercleaning": hypercleaning_problem,
-    "regsel-binary-sparse": lambda: regsel_problem(2, dense=False),
-    "regsel-binary-dense": lambda: regsel_problem(2, dense=True),
-    "regsel-multiclass-sparse": lambda: regsel_problem(5, dense=False),
-    "regsel-multiclass-dense": lambda: regsel_problem(5, dense=True),
+    "regsel-binary-sparse": lambda: small_regsel_problem(2, dense=False),
+    "regsel-binary-dense": lambda: small_regsel_problem(2, dense=True),
+    "regsel-multiclass-sparse": lambda: small_regsel_problem(5, dense=False),
+    "regsel-multiclass-dense": lambda: small_regsel_problem(5, dense=True),
 }
 
 
@@ -108,7 +99,7 @@ def test_auto_lets_closed_form_compete_only_where_the_problem_has_it(
 
 
 def test_objective_runs_solvers_on_closed_form_products():
-    problem = regsel_problem(3, dense=False)
+    problem = small_regsel_problem(3, dense=False)
     objective = make_objective(problem, hvp_mode="closed_form")
     oracles = objective.get_objective()["oracles"]
     assert oracles.hvp_mode == "closed_form"

@@ -27,14 +27,7 @@ from benchmark_utils.regsel import (MissingDataError, RegSelProblem,
                                     libsvm_folder)
 from benchmark_utils.sparse import SparseFeatures
 from conftest import (BENCHMARK, ROOT, get_dataset_class, make_objective,
-                      point_near_start, run_solver)
-
-
-def small_problem(n_classes, seed=0, n_features=40):
-    """A sparse problem of 60 random documents (30 / 15 / 15)."""
-    counts, classes = random_documents(60, n_features, n_classes, 12, seed)
-    return build_regsel_problem([(counts, classes + 1.0, "random")], 30, 15,
-                                15, seed=seed, normalize_rows=True)
+                      point_near_start, run_solver, small_regsel_problem)
 
 
 def densified(problem):
@@ -62,7 +55,7 @@ def all_oracles(oracles, x, y, v):
 @pytest.mark.parametrize("n_classes", [2, 5])
 @pytest.mark.parametrize("mode", HVP_MODES)
 def test_sparse_oracles_match_the_densified_problem(n_classes, mode):
-    problem = small_problem(n_classes)
+    problem = small_regsel_problem(n_classes)
     assert isinstance(problem.train_features, SparseFeatures)
     x, y, v = point_near_start(problem, 1)
     sparse = all_oracles(Oracles(problem, mode), x, y, v)
@@ -80,7 +73,7 @@ def central_difference(func, point, direction, eps=1e-6):
 
 @pytest.mark.parametrize("mode", HVP_MODES)
 def test_sparse_oracles_match_finite_differences(mode):
-    problem = small_problem(4, seed=2)
+    problem = small_regsel_problem(4, seed=2)
     oracles = Oracles(problem, mode)
     x, y, v = point_near_start(problem, 3)
     u = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
@@ -110,7 +103,7 @@ def test_sparse_oracles_match_finite_differences(mode):
 def test_batched_hvps_through_vmap_match_one_by_one():
     # generate_vmap_rule: the sparse product batches under torch.func.vmap
     # in both modes (forward-over-reverse and reverse-over-reverse).
-    problem = small_problem(3, seed=5)
+    problem = small_regsel_problem(3, seed=5)
     x, y, _ = point_near_start(problem, 6)
     directions = torch.randn(4, y.numel(),
                              generator=torch.Generator().manual_seed(7))
@@ -128,7 +121,7 @@ def test_batched_hvps_through_vmap_match_one_by_one():
 
 
 def test_problem_moves_to_float32_and_stays_sparse():
-    problem = small_problem(3)
+    problem = small_regsel_problem(3)
     moved = problem.to(torch.device("cpu"), torch.float32)
     assert moved.train_features.matrix.layout == torch.sparse_coo
     assert moved.train_features.matrix.dtype == torch.float32
@@ -145,7 +138,7 @@ def test_problem_moves_to_float32_and_stays_sparse():
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_hypergrad_norm_matches_finite_differences_of_phi(n_classes):
-    problem = small_problem(n_classes, seed=9, n_features=6)
+    problem = small_regsel_problem(n_classes, seed=9, n_features=6)
     objective = make_objective(problem)
     x = problem.x0 + torch.randn(6, generator=torch.Generator().manual_seed(1))
     metrics = objective.evaluate_result(
@@ -187,7 +180,7 @@ def test_auto_inner_step_finds_the_cross_entropy_curvature():
     # A constant start vector is orthogonal to every direction the
     # cross-entropy curves (it shifts all logits of a sample equally): the
     # solvers' power iteration must start elsewhere to find L.
-    problem = small_problem(4, seed=11)
+    problem = small_regsel_problem(4, seed=11)
     problem.x0 = torch.full_like(problem.x0, math.log(1e-4))
     hessian = torch.func.hessian(problem.g, argnums=1)(
         problem.x0, problem.y0)
@@ -205,7 +198,7 @@ SOLVER_NAMES = sorted({solver.name for solver in BENCHMARK.get_solvers()})
 @pytest.mark.parametrize("name", SOLVER_NAMES)
 def test_every_solver_runs_on_the_sparse_problem_without_densifying(
         name, monkeypatch):
-    problem = small_problem(3, seed=12)
+    problem = small_regsel_problem(3, seed=12)
 
     def no_densifying(*args, **kwargs):
         raise AssertionError("a sparse feature matrix was densified")

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from benchmark_utils.synthetic import SyntheticProblem
-from conftest import (get_solver_class, hypergrad_norm, hypergrad_ratio,
+from conftest import (assert_counts_per_iteration, get_solver_class,
+                      hypergrad_norm, hypergrad_ratio,
                       make_objective, run_solver)
 
 
@@ -78,11 +79,8 @@ def test_lancbio_warmup_skips_x_updates_after_each_restart(quadratic):
 ])
 def test_counts_per_iteration_are_exact(quadratic, name, params,
                                         per_iteration):
-    n_iter = 9
-    solver, _, _ = run_solver(name, quadratic, n_iter, **params)
-    assert solver.get_result()["counts"] == {
-        key: n_iter * value for key, value in per_iteration.items()}
-    assert solver.get_result()["n_outer"] == n_iter
+    assert_counts_per_iteration(quadratic, name, params, per_iteration,
+                                n_iter=9)
 
 
 def test_a_second_run_starts_from_zero(quadratic):

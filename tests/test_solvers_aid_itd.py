@@ -10,7 +10,8 @@ from benchmark_utils.quadratic import QuadraticProblem
 from benchmark_utils.synthetic import SyntheticProblem
 from benchmark_utils.unrolled import (unrolled_gradient_descent,
                                       unrolled_hypergradient)
-from conftest import hypergrad_norm, hypergrad_ratio, run_solver
+from conftest import (assert_counts_per_iteration, hypergrad_norm,
+                      hypergrad_ratio, run_solver)
 
 
 def autograd_unrolled_hypergradient(problem, x, y0, n_steps, step_size,
@@ -112,11 +113,8 @@ def test_solver_decreases_hypergradient_100_fold(quadratic, name, params,
 ])
 def test_counts_per_iteration_are_exact(quadratic, name, params,
                                         per_iteration):
-    n_iter = 9
-    solver, _, _ = run_solver(name, quadratic, n_iter, **params)
-    assert solver.get_result()["counts"] == {
-        key: n_iter * value for key, value in per_iteration.items()}
-    assert solver.get_result()["n_outer"] == n_iter
+    assert_counts_per_iteration(quadratic, name, params, per_iteration,
+                                n_iter=9)
 
 
 def test_aid_exact_counts_one_cross_product_per_iteration(quadratic):

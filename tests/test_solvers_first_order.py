@@ -9,7 +9,8 @@ import torch
 from benchmark_utils.finite_differences import hvp_and_cross_fd
 from benchmark_utils.oracles import Oracles
 from benchmark_utils.synthetic import SyntheticProblem
-from conftest import hypergrad_ratio, run_solver
+from conftest import (assert_counts_per_iteration, hypergrad_ratio,
+                      run_solver)
 
 
 def relative_error(estimate, exact):
@@ -116,11 +117,8 @@ def test_f2sa_reports_the_lower_level_estimate(quadratic):
 ])
 def test_counts_per_iteration_are_exact(quadratic, name, params,
                                         per_iteration):
-    n_iter = 7
-    solver, _, _ = run_solver(name, quadratic, n_iter, **params)
-    assert solver.get_result()["counts"] == {
-        key: n_iter * value for key, value in per_iteration.items()}
-    assert solver.get_result()["n_outer"] == n_iter
+    assert_counts_per_iteration(quadratic, name, params, per_iteration,
+                                n_iter=7)
 
 
 @pytest.mark.parametrize("name", ["HJFBiO", "F2SA", "BOME"])
