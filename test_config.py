@@ -5,10 +5,10 @@ selection datasets download their data; for the test they read tiny random
 sets written in the libraries' own file layouts under a temporary data home,
 so the real loading code runs without network.
 """
-from benchmark_utils.hypercleaning_dataset import TorchvisionHyperCleaning
-from benchmark_utils.idx_files import write_random_set
-from benchmark_utils.libsvm_files import write_random_libsvm_set
-from benchmark_utils.regsel_dataset import LibsvmRegSel
+from benchmark_utils.data.libsvm import LibsvmRegSel
+from benchmark_utils.data.mnist_family import TorchvisionHyperCleaning
+from benchmark_utils.testing.idx_files import write_random_set
+from benchmark_utils.testing.libsvm_files import write_random_libsvm_set
 
 
 def check_test_dataset_get_data(dataset, tmp_path, monkeypatch):

@@ -1,2 +1,16 @@
-"""Shared mathematics of the benchmark: problems, oracles, Krylov methods,
-reference solutions and metrics. Solvers and datasets import from here."""
+"""Shared code of the benchmark, one room per kind; solvers, datasets, plots
+and scripts import from here.
+
+- ``solver``, ``oracles``, ``metrics``, ``stopping``, ``device``,
+  ``validation``, ``oracle_cost``: the machinery of a run (the solver base
+  class, the counting oracles, the reference metrics, the stopping rule,
+  device and timing, parameter checks, measured oracle costs).
+- ``problems``: the bilevel problem contract and every problem, with its
+  closed-form products.
+- ``linalg``: linear algebra on oracles: Krylov methods, Neumann series,
+  finite differences, unrolled differentiation, inner loops.
+- ``data``: loading the data sets from disk or the network.
+- ``plotting``: the budget curves and tables behind ``plots/``.
+- ``testing``: writers of tiny data files in the published layouts, for
+  offline tests.
+"""

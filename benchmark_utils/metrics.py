@@ -6,8 +6,8 @@ with the same accuracy as a float64 one.
 """
 import torch
 
-from benchmark_utils.inner_loops import newton_cg
-from benchmark_utils.krylov import conjugate_gradient
+from benchmark_utils.linalg.inner_loops import newton_cg
+from benchmark_utils.linalg.krylov import conjugate_gradient
 from benchmark_utils.oracles import Oracles
 
 REFERENCE_TOL = 1e-12
@@ -45,8 +45,13 @@ class ReferenceMetrics:
         self.tol = tol
         y0 = self.problem.y0
         self.max_cg_steps = min(10 * y0.numel(), MAX_REFERENCE_CG_STEPS)
-        self._y_star = y0.clone()
-        self._v_star = torch.zeros_like(y0)
+        self.forget_warm_starts()
+
+    def forget_warm_starts(self):
+        """Start the next solves from y0 and 0, as at the first evaluation,
+        instead of from the last y* and v*."""
+        self._y_star = self.problem.y0.clone()
+        self._v_star = torch.zeros_like(self.problem.y0)
 
     def inner_solution(self, x):
         """y*(x), by Newton-CG warm-started at the last y*."""

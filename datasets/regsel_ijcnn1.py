@@ -1,4 +1,4 @@
-from benchmark_utils.regsel_dataset import LibsvmRegSel
+from benchmark_utils.data.libsvm import LibsvmRegSel
 
 
 class Dataset(LibsvmRegSel):
@@ -9,7 +9,7 @@ class Dataset(LibsvmRegSel):
     Downloaded by libsvmdata (`benchopt prepare . -d regsel_ijcnn1`)."""
 
     name = "regsel_ijcnn1"
-    requirements = ["pip::torch", "pip::libsvmdata", "pip::scikit-learn"]
+    requirements = ["pip::libsvmdata", "pip::scikit-learn"]
     libsvm_names = ("ijcnn1", "ijcnn1_test")
     parameters = {
         "n_train, n_val, n_test": [(49_990, 45_850, 45_851)],

@@ -1,4 +1,4 @@
-from benchmark_utils.regsel_dataset import LibsvmRegSel
+from benchmark_utils.data.libsvm import LibsvmRegSel
 
 
 class Dataset(LibsvmRegSel):
@@ -10,7 +10,7 @@ class Dataset(LibsvmRegSel):
     Downloaded by libsvmdata (`benchopt prepare . -d regsel_news20`)."""
 
     name = "regsel_news20"
-    requirements = ["pip::torch", "pip::libsvmdata", "pip::scikit-learn"]
+    requirements = ["pip::libsvmdata", "pip::scikit-learn"]
     libsvm_names = ("news20.multiclass",)
     normalize_rows = True
     parameters = {

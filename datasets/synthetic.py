@@ -1,6 +1,6 @@
 from benchopt import BaseDataset
 
-from benchmark_utils.synthetic import SyntheticProblem
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 class Dataset(BaseDataset):
@@ -9,7 +9,6 @@ class Dataset(BaseDataset):
     log-sum-exp couplings between x and y."""
 
     name = "synthetic"
-    requirements = ["pip::torch"]
     parameters = {
         "n": [1000],
         "kappa": [1e5],

@@ -1,9 +1,9 @@
 from benchopt import BasePlot
 
-from benchmark_utils.budget_plots import (COST_COLUMNS,
-                                          gradient_equivalent_work,
-                                          larger_is_better, median_curve,
-                                          metric_columns, problem_costs)
+from benchmark_utils.plotting.budget import (COST_COLUMNS,
+                                             gradient_equivalent_work,
+                                             larger_is_better, median_curve,
+                                             metric_columns, problem_costs)
 
 HVP_AXIS = "HVPs"
 WORK_AXIS = "Gradient-equivalent work"

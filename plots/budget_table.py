@@ -1,7 +1,7 @@
 from benchopt import BasePlot
 
-from benchmark_utils.budget_plots import (best_within_budget, bold_best,
-                                          larger_is_better, metric_columns)
+from benchmark_utils.plotting.budget import (best_within_budget, bold_best,
+                                             larger_is_better, metric_columns)
 
 
 class Plot(BasePlot):

@@ -1,7 +1,5 @@
-import torch
-
-from benchmark_utils.inner_loops import inner_gradient_descent
-from benchmark_utils.krylov import conjugate_gradient
+from benchmark_utils.linalg.inner_loops import inner_gradient_descent
+from benchmark_utils.linalg.krylov import conjugate_gradient
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import check_choice, check_int
 
@@ -11,12 +9,12 @@ class Solver(BilevelSolver):
     gradient steps on y and Q steps of a linear solver on the quadratic
     1/2 v^T A v - b^T v, both warm-started from the previous outer
     iteration (amortization), then one step on x along d_x f - d2_xy g v.
-    The linear solver is gradient descent (AmIGO-GD: Q HVPs) or conjugate
-    gradient (AmIGO-CG: Q + 1 HVPs, one for the warm start's residual).
+    The linear solver is gradient descent (AmIGO-GD: Q HVPs, step
+    ``step_size_linsys``) or conjugate gradient (AmIGO-CG: Q + 1 HVPs, one
+    for the warm start's residual; it chooses its own steps).
     Per outer iteration: T + 1 gradients, Q or Q + 1 HVPs, 1 cross product."""
 
     name = "AmIGO"
-    requirements = ["pip::torch"]
     parameters = {
         "inner_solver": ["gd", "cg"],
         "n_inner_steps": [5],
@@ -27,6 +25,7 @@ class Solver(BilevelSolver):
     }
     parameter_template = (
         "{inner_solver},T={n_inner_steps},Q={n_linsys_steps},"
+        "inner={step_size_inner},linsys={step_size_linsys},"
         "outer={step_size_outer}")
     references = [
         "M. Arbel and J. Mairal, 'Amortized implicit differentiation for "
@@ -38,34 +37,21 @@ class Solver(BilevelSolver):
         check_choice("inner_solver", self.inner_solver, ("gd", "cg"))
         check_int("n_inner_steps", self.n_inner_steps, 0)
         check_int("n_linsys_steps", self.n_linsys_steps, 1)
-        self.theta = self.step_size("step_size_inner", self.step_size_inner)
-        # Conjugate gradient chooses its own steps: eta serves GD only.
+
+    def step(self, x, y, v):
+        y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
+                                   self.inner_step)
+        grad_x_f, b = self.oracles.grad_outer(x, y)
+
+        def hessian(u):   # A_k = d2_yy g(x_k, y_{k+1})
+            return self.oracles.hvp(x, y, u)
+
+        # Q steps on 1/2 v^T A_k v - b_k^T v from v_{k-1}.
         if self.inner_solver == "gd":
-            self.eta = self.step_size("step_size_linsys",
-                                      self.step_size_linsys)
-        self.lam = self.step_size("step_size_outer", self.step_size_outer)
-
-    def run(self, callback):
-        callback = self.start_run(callback)
-        oracles = self.oracles
-        x, y = self.x, self.y
-        v = self.v = torch.zeros_like(y)
-        while callback():
-            y = inner_gradient_descent(oracles, x, y, self.n_inner_steps,
-                                       self.theta)
-            grad_x_f, b = oracles.grad_outer(x, y)
-
-            def hessian(u):   # A_k = d2_yy g(x_k, y_{k+1})
-                return oracles.hvp(x, y, u)
-
-            # Q steps on 1/2 v^T A_k v - b_k^T v from v_{k-1}.
-            if self.inner_solver == "gd":
-                for _ in range(self.n_linsys_steps):
-                    v = v - self.eta * (hessian(v) - b)
-            else:
-                # tol=None: exactly Q steps, no host synchronisation.
-                v, _ = conjugate_gradient(hessian, b, x0=v, tol=None,
-                                          max_iter=self.n_linsys_steps)
-            x = x - self.lam * (grad_x_f - oracles.cross(x, y, v))
-            self.x, self.y, self.v = x, y, v
-            self.n_outer += 1
+            for _ in range(self.n_linsys_steps):
+                v = v - self.linsys_step * (hessian(v) - b)
+        else:   # tol=None: exactly Q steps, no host synchronisation.
+            v, _ = conjugate_gradient(hessian, b, x0=v, tol=None,
+                                      max_iter=self.n_linsys_steps)
+        x = x - self.outer_step * (grad_x_f - self.oracles.cross(x, y, v))
+        return x, y, v

@@ -13,7 +13,7 @@ class Solver(BilevelSolver):
     y*(x). Per outer iteration: 3 T + 3 gradients, no HVP, no cross."""
 
     name = "F2SA"
-    requirements = ["pip::torch"]
+    warm_starts_v = False
     parameters = {
         "n_inner_steps": [10],
         "step_size_inner": ["auto"],
@@ -23,7 +23,7 @@ class Solver(BilevelSolver):
         "penalty_init, penalty_growth, penalty_max": [(1.0, 1.0, 1e3)],
     }
     parameter_template = (
-        "T={n_inner_steps},outer={step_size_outer},"
+        "T={n_inner_steps},inner={step_size_inner},outer={step_size_outer},"
         "lambda={penalty_init}+{penalty_growth}k<={penalty_max}")
     references = [
         "J. Kwon, D. Kwon, S. Wright and R. Nowak, 'A fully first-order "
@@ -35,31 +35,28 @@ class Solver(BilevelSolver):
         check_positive("penalty_init", self.penalty_init)
         check_at_least("penalty_growth", self.penalty_growth, 0.0)
         check_at_least("penalty_max", self.penalty_max, self.penalty_init)
-        self.gamma = self.step_size("step_size_inner", self.step_size_inner)
-        self.xi = self.step_size("step_size_outer", self.step_size_outer)
 
-    def run(self, callback):
-        callback = self.start_run(callback)
-        oracles = self.oracles
-        x = self.x
-        y = z = self.y
-        while callback():
-            lam = min(self.penalty_init + self.penalty_growth * self.n_outer,
-                      self.penalty_max)
-            for _ in range(self.n_inner_steps):
-                # z on g with step gamma; y on f + lambda g with step
-                # gamma / lambda (alpha_k lambda_k = gamma_k): both see the
-                # same curvature of g, so the difference y - z, which tends
-                # to -A^{-1} d_y f / lambda, converges at the rate of
-                # gradient descent on g whatever lambda is.
-                _, grad_y_f = oracles.grad_outer(x, y)
-                y, z = (y - self.gamma * (grad_y_f / lam
-                                          + oracles.grad_inner(x, y)),
-                        z - self.gamma * oracles.grad_inner(x, z))
-            # d_x L_lambda, with d g*(x) = d_x g(x, z):
-            # lambda (d_x g(x, y) - d_x g(x, z)) ~ -d2_xy g v, first order.
-            grad_x_f, _ = oracles.grad_outer(x, y)
-            x = x - self.xi * (grad_x_f + lam * (oracles.grad_inner_x(x, y)
-                                                 - oracles.grad_inner_x(x, z)))
-            self.x, self.y = x, z
-            self.n_outer += 1
+    def init_state(self):
+        self.y_penalty = self.y   # y ~ argmin f + lambda g, from y0
+
+    def step(self, x, z, v):
+        lam = min(self.penalty_init + self.penalty_growth * self.n_outer,
+                  self.penalty_max)
+        y = self.y_penalty
+        for _ in range(self.n_inner_steps):
+            # z on g with step gamma; y on f + lambda g with step
+            # gamma / lambda (alpha_k lambda_k = gamma_k): both see the same
+            # curvature of g, so the difference y - z, which tends to
+            # -A^{-1} d_y f / lambda, converges at the rate of gradient
+            # descent on g whatever lambda is.
+            _, grad_y_f = self.oracles.grad_outer(x, y)
+            y, z = (y - self.inner_step * (grad_y_f / lam
+                                           + self.oracles.grad_inner(x, y)),
+                    z - self.inner_step * self.oracles.grad_inner(x, z))
+        # d_x L_lambda, with d g*(x) = d_x g(x, z):
+        # lambda (d_x g(x, y) - d_x g(x, z)) ~ -d2_xy g v, first order.
+        grad_x_f, _ = self.oracles.grad_outer(x, y)
+        self.y_penalty = y
+        return x - self.outer_step * (grad_x_f + lam * (
+            self.oracles.grad_inner_x(x, y)
+            - self.oracles.grad_inner_x(x, z))), z, None

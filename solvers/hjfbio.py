@@ -1,7 +1,5 @@
-import torch
-
-from benchmark_utils.finite_differences import (default_relative_step,
-                                                hvp_and_cross_fd)
+from benchmark_utils.linalg.finite_differences import (default_relative_step,
+                                                       hvp_and_cross_fd)
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import check_positive
 
@@ -10,13 +8,13 @@ class Solver(BilevelSolver):
     """HJFBiO (Huang, Algorithm 1): a single loop that moves y, v and x once
     per iteration, as SOBA does, but replaces the HVP A v and the cross
     product d2_xy g v by central differences of gradients of g at
-    y +- h v / ||v|| (``benchmark_utils.finite_differences``). The paper's
-    projection of v on a ball (for its nonconvex-PL analysis) is left out:
-    with a strongly convex g, v stays bounded. Per outer iteration:
-    4 gradients (d_y g, d f, and d g at two points), no HVP, no cross."""
+    y +- h v / ||v|| (``benchmark_utils.linalg.finite_differences``). The
+    paper's projection of v on a ball (for its nonconvex-PL analysis) is
+    left out: with a strongly convex g, v stays bounded. Per outer
+    iteration: 4 gradients (d_y g, d f, and d g at two points), no HVP, no
+    cross product."""
 
     name = "HJFBiO"
-    requirements = ["pip::torch"]
     parameters = {
         "step_size_inner": ["auto"],
         "step_size_linsys": ["auto"],
@@ -27,7 +25,8 @@ class Solver(BilevelSolver):
         "delta": ["auto"],
     }
     parameter_template = (
-        "inner={step_size_inner},outer={step_size_outer},delta={delta}")
+        "inner={step_size_inner},linsys={step_size_linsys},"
+        "outer={step_size_outer},delta={delta}")
     references = [
         "F. Huang, 'Optimal Hessian/Jacobian-free nonconvex-PL bilevel "
         "optimization', ICML 2024",
@@ -41,26 +40,16 @@ class Solver(BilevelSolver):
         else:
             check_positive("delta", self.delta)
             self.fd_step = float(self.delta)
-        self.lam = self.step_size("step_size_inner", self.step_size_inner)
-        self.tau = self.step_size("step_size_linsys", self.step_size_linsys)
-        self.gamma = self.step_size("step_size_outer", self.step_size_outer)
 
-    def run(self, callback):
-        callback = self.start_run(callback)
-        oracles = self.oracles
-        x, y = self.x, self.y
-        v = self.v = torch.zeros_like(y)
-        while callback():
-            grad_y_g = oracles.grad_inner(x, y)
-            grad_x_f, grad_y_f = oracles.grad_outer(x, y)
-            # Finite-difference estimates of A v and d2_xy g v: 2 gradients
-            # instead of 1 HVP and 1 cross product.
-            hvp, cross = hvp_and_cross_fd(oracles, x, y, v, self.fd_step)
-            # Algorithm 1's updates, all from (x_t, y_t, v_t): a gradient
-            # step on g in y, on 1/2 v^T A v - b^T v in v, and on the
-            # hypergradient estimate d_x f - d2_xy g v in x.
-            y, v, x = (y - self.lam * grad_y_g,
-                       v - self.tau * (hvp - grad_y_f),
-                       x - self.gamma * (grad_x_f - cross))
-            self.x, self.y, self.v = x, y, v
-            self.n_outer += 1
+    def step(self, x, y, v):
+        grad_y_g = self.oracles.grad_inner(x, y)
+        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y)
+        # Finite-difference estimates of A v and d2_xy g v: 2 gradients
+        # instead of 1 HVP and 1 cross product.
+        hvp, cross = hvp_and_cross_fd(self.oracles, x, y, v, self.fd_step)
+        # Algorithm 1's updates, all from (x_t, y_t, v_t): a gradient step
+        # on g in y, on 1/2 v^T A v - b^T v in v, and on the hypergradient
+        # estimate d_x f - d2_xy g v in x.
+        return (x - self.outer_step * (grad_x_f - cross),
+                y - self.inner_step * grad_y_g,
+                v - self.linsys_step * (hvp - grad_y_f))

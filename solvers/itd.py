@@ -1,6 +1,6 @@
+from benchmark_utils.linalg.unrolled import (unrolled_gradient_descent,
+                                             unrolled_hypergradient)
 from benchmark_utils.solver import BilevelSolver
-from benchmark_utils.unrolled import (unrolled_gradient_descent,
-                                      unrolled_hypergradient)
 from benchmark_utils.validation import check_int
 
 
@@ -14,7 +14,7 @@ class Solver(BilevelSolver):
     max(K - 1, 0) HVPs (the last step back needs no new adjoint)."""
 
     name = "ITD"
-    requirements = ["pip::torch"]
+    warm_starts_v = False
     parameters = {
         "n_inner_steps": [20],
         "n_backprop_steps": [None],
@@ -22,7 +22,8 @@ class Solver(BilevelSolver):
         "step_size_outer": [1.0],
     }
     parameter_template = (
-        "T={n_inner_steps},K={n_backprop_steps},outer={step_size_outer}")
+        "T={n_inner_steps},K={n_backprop_steps},inner={step_size_inner},"
+        "outer={step_size_outer}")
     references = [
         "A. Shaban, C.-A. Cheng, N. Hatch and B. Boots, 'Truncated "
         "back-propagation for bilevel optimization', AISTATS 2019",
@@ -38,22 +39,14 @@ class Solver(BilevelSolver):
         if self.n_backprop_steps is not None:
             check_int("n_backprop_steps", self.n_backprop_steps, 0,
                       self.n_inner_steps)
-        self.theta = self.step_size("step_size_inner", self.step_size_inner)
-        self.lam = self.step_size("step_size_outer", self.step_size_outer)
 
-    def run(self, callback):
-        callback = self.start_run(callback)
-        oracles = self.oracles
-        x, y = self.x, self.y
-        while callback():
-            # Forward pass from y_0 = the previous y_T, keeping y_0..y_{T-1}.
-            y, iterates = unrolled_gradient_descent(
-                oracles, x, y, self.n_inner_steps, self.theta)
-            grad_x_f, grad_y_f = oracles.grad_outer(x, y)
-            # Reverse pass: d/dx f(x, y_T(x)), with y_0 constant in x.
-            hypergradient = unrolled_hypergradient(
-                oracles, x, iterates, grad_x_f, grad_y_f, self.theta,
-                self.n_backprop_steps)
-            x = x - self.lam * hypergradient
-            self.x, self.y = x, y
-            self.n_outer += 1
+    def step(self, x, y, v):
+        # Forward pass from y_0 = the previous y_T, keeping y_0..y_{T-1}.
+        y, iterates = unrolled_gradient_descent(
+            self.oracles, x, y, self.n_inner_steps, self.inner_step)
+        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y)
+        # Reverse pass: d/dx f(x, y_T(x)), with y_0 constant in x.
+        hypergradient = unrolled_hypergradient(
+            self.oracles, x, iterates, grad_x_f, grad_y_f, self.inner_step,
+            self.n_backprop_steps)
+        return x - self.outer_step * hypergradient, y, None

@@ -1,6 +1,6 @@
 import torch
 
-from benchmark_utils.neumann import neumann_sample
+from benchmark_utils.linalg.neumann import neumann_sample
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import check_at_least, check_int
 
@@ -8,23 +8,24 @@ from benchmark_utils.validation import check_at_least, check_int
 class Solver(BilevelSolver):
     """TTSA (Hong, Wai, Wang and Yang, Algorithm 1), full-batch: a single loop
     on two time scales. Each iteration takes one step on y of size
-    beta_k = beta0 (k+1)^(-b); then, at (x_k, y_{k+1}), v = Q eta
-    (I - eta A)^p b with p uniform on {0, ..., Q-1} (unbiased for the Q-term
-    Neumann sum), and a step on x of size alpha_k = alpha0 (k+1)^(-a) along
-    d_x f - d2_xy g v. Per outer iteration: 2 gradients, p HVPs ((Q - 1) / 2
-    on average), 1 cross product."""
+    beta_k = beta0 (k+1)^(-b); then, at (x_k, y_{k+1}), v = (Q + 1) eta
+    (I - eta A)^p b with p uniform on {0, ..., Q} (unbiased for the Neumann
+    sum of Q HVPs), and a step on x of size alpha_k = alpha0 (k+1)^(-a)
+    along d_x f - d2_xy g v. Per outer iteration: 2 gradients, p HVPs
+    (Q / 2 on average), 1 cross product."""
 
     name = "TTSA"
-    requirements = ["pip::torch"]
+    warm_starts_v = False
     parameters = {
-        "n_neumann_steps": [10],
+        "n_neumann_steps": [9],
         "step_size_inner": ["auto"],
         "step_size_linsys": ["auto"],
         "step_size_outer": [1.0],
         "decay_inner, decay_outer": [(0.4, 0.6)],
     }
     parameter_template = (
-        "Q={n_neumann_steps},outer={step_size_outer},"
+        "Q={n_neumann_steps},inner={step_size_inner},"
+        "linsys={step_size_linsys},outer={step_size_outer},"
         "decay={decay_inner}/{decay_outer}")
     references = [
         "M. Hong, H.-T. Wai, Z. Wang and Z. Yang, 'A two-timescale stochastic "
@@ -34,33 +35,28 @@ class Solver(BilevelSolver):
     test_config = {"step_size_outer": 0.5}
 
     def check_parameters(self):
-        check_int("n_neumann_steps", self.n_neumann_steps, 1)
+        check_int("n_neumann_steps", self.n_neumann_steps, 0)
         check_at_least("decay_inner", self.decay_inner, 0.0)
         check_at_least("decay_outer", self.decay_outer, 0.0)
-        self.beta0 = self.step_size("step_size_inner", self.step_size_inner)
-        self.eta = self.step_size("step_size_linsys", self.step_size_linsys)
-        self.alpha0 = self.step_size("step_size_outer", self.step_size_outer)
         self.seed = self.get_seed(use_repetition=True)
 
-    def run(self, callback):
-        callback = self.start_run(callback)
-        oracles = self.oracles
+    def init_state(self):
         # Seeded at each run, so a run repeats its truncation draws.
-        generator = torch.Generator().manual_seed(self.seed)
-        x, y = self.x, self.y
-        while callback():
-            # The paper's weakly convex case takes alpha ~ K^(-3/5) and
-            # beta ~ K^(-2/5) for a horizon of K iterations; decaying in k
-            # with the same exponents keeps the run open-ended.
-            k = self.n_outer + 1
-            # Fast time scale: one step on y at (x_k, y_k).
-            y = y - self.beta0 * k ** -self.decay_inner * oracles.grad_inner(
-                x, y)
-            # Slow time scale: hypergradient estimate at (x_k, y_{k+1}).
-            grad_x_f, b = oracles.grad_outer(x, y)
-            v = neumann_sample(lambda u: oracles.hvp(x, y, u), b, self.eta,
-                               self.n_neumann_steps, generator)
-            x = x - self.alpha0 * k ** -self.decay_outer * (
-                grad_x_f - oracles.cross(x, y, v))
-            self.x, self.y, self.v = x, y, v
-            self.n_outer += 1
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def step(self, x, y, v):
+        # The paper's weakly convex case takes alpha ~ K^(-3/5) and
+        # beta ~ K^(-2/5) for a horizon of K iterations; decaying in k with
+        # the same exponents keeps the run open-ended.
+        k = self.n_outer + 1
+        # Fast time scale: one step on y at (x_k, y_k).
+        y = y - self.inner_step * k ** -self.decay_inner * (
+            self.oracles.grad_inner(x, y))
+        # Slow time scale: hypergradient estimate at (x_k, y_{k+1}).
+        grad_x_f, b = self.oracles.grad_outer(x, y)
+        v = neumann_sample(lambda u: self.oracles.hvp(x, y, u), b,
+                           self.linsys_step, self.n_neumann_steps,
+                           self.generator)
+        x = x - self.outer_step * k ** -self.decay_outer * (
+            grad_x_f - self.oracles.cross(x, y, v))
+        return x, y, v

@@ -14,10 +14,10 @@ from benchopt.utils.run_context import RunContext
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = Benchmark(ROOT)
 
+from benchmark_utils.problems.quadratic import QuadraticProblem  # noqa: E402
+from benchmark_utils.problems.regsel import build_regsel_problem  # noqa: E402
 # benchmark_utils is registered by Benchmark(...) above.
-from benchmark_utils.libsvm_files import random_documents  # noqa: E402
-from benchmark_utils.quadratic import QuadraticProblem  # noqa: E402
-from benchmark_utils.regsel import build_regsel_problem  # noqa: E402
+from benchmark_utils.testing.libsvm_files import random_documents  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 

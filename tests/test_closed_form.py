@@ -2,16 +2,16 @@
 differentiation, and how the oracle layer offers them."""
 import pytest
 import torch
+from conftest import make_objective, point_near_start, small_regsel_problem
 
 from benchmark_utils import oracle_cost
-from benchmark_utils.hypercleaning import build_hypercleaning_problem
 from benchmark_utils.metrics import ReferenceMetrics
 from benchmark_utils.oracle_cost import select_hvp_mode
 from benchmark_utils.oracles import Oracles
-from benchmark_utils.quadratic import QuadraticProblem
-from benchmark_utils.problem import BilevelProblem
-from benchmark_utils.synthetic import SyntheticProblem
-from conftest import make_objective, point_near_start, small_regsel_problem
+from benchmark_utils.problems.base import BilevelProblem
+from benchmark_utils.problems.hypercleaning import build_hypercleaning_problem
+from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 def hypercleaning_problem(seed=0):

@@ -1,11 +1,11 @@
 """The objective's hvp_mode='auto': the faster mode, measured per problem."""
 import pytest
 import torch
+from conftest import make_objective
 
 from benchmark_utils import oracle_cost
 from benchmark_utils.oracle_cost import select_hvp_mode
-from benchmark_utils.quadratic import QuadraticProblem
-from conftest import make_objective
+from benchmark_utils.problems.quadratic import QuadraticProblem
 
 
 class ReverseOnlySquare(torch.autograd.Function):

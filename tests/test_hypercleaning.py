@@ -7,14 +7,15 @@ import urllib.error
 import pytest
 import torch
 from benchopt.utils.run_context import RunContext
+from conftest import ROOT, get_dataset_class, make_objective, run_solver
 from torchvision.datasets import mnist as torchvision_mnist
 
-from benchmark_utils.hypercleaning import (build_hypercleaning_problem,
-                                           corrupt_labels, image_features)
-from benchmark_utils.idx_files import write_random_set, write_split
-from benchmark_utils.mnist_data import (TORCHVISION_SETS, MissingDataError,
-                                        load_torchvision_split)
-from conftest import ROOT, get_dataset_class, make_objective, run_solver
+from benchmark_utils.data import MissingDataError
+from benchmark_utils.data.mnist_family import (TORCHVISION_SETS,
+                                               load_torchvision_split)
+from benchmark_utils.problems.hypercleaning import (
+    build_hypercleaning_problem, corrupt_labels, image_features)
+from benchmark_utils.testing.idx_files import write_random_set, write_split
 
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 REAL_MD5 = {
@@ -216,7 +217,7 @@ def test_lancbio_cleans_real_digits():
         "LancBiO", problem, 60, objective=objective, step_size_outer=5.0,
         max_subspace_dim=10, subspace_growth=1.3, growth_every=50)
     # step_size_outer is in units of n_train / 10: 5 means the paper's 500.
-    assert solver.lam == 500.0
+    assert solver.outer_step == 500.0
     cleaned = objective.evaluate_result(**solver.get_result())
     print(f"equal weights {equal['test_accuracy']:.3f}, LancBiO "
           f"{cleaned['test_accuracy']:.3f}, F1 {cleaned['corrupted_f1']:.3f}")

@@ -1,10 +1,11 @@
 """Lanczos, conjugate gradient and the tridiagonal solve on fixed matrices."""
 import pytest
 import torch
-
-from benchmark_utils.krylov import (LanczosProcess, conjugate_gradient,
-                                    largest_eigenvalue, solve_tridiagonal)
 from conftest import spd_matrix
+
+from benchmark_utils.linalg.krylov import (LanczosProcess, conjugate_gradient,
+                                           largest_eigenvalue,
+                                           solve_tridiagonal)
 
 
 def test_lanczos_iterates_equal_conjugate_gradient_iterates():

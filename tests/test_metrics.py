@@ -3,10 +3,10 @@ import math
 
 import pytest
 import torch
-
-from benchmark_utils.quadratic import QuadraticProblem
-from benchmark_utils.synthetic import SyntheticProblem
 from conftest import make_objective
+
+from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from benchmark_utils.oracles import Oracles
-from benchmark_utils.quadratic import QuadraticProblem
-from benchmark_utils.synthetic import SyntheticProblem
+from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 MODES = ["reverse", "forward"]
 

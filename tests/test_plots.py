@@ -1,4 +1,4 @@
-"""The budget plots (plots/, benchmark_utils/budget_plots.py) on results
+"""The budget plots (plots/, benchmark_utils/plotting/budget.py) on results
 tables written by hand, the saved views of config.yml, and the HTML report
 of a real run."""
 import json
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 from benchopt.plotting import _check_view
-
-from benchmark_utils.budget_plots import (best_within_budget, bold_best,
-                                          median_curve, metric_columns)
 from conftest import BENCHMARK, ROOT
 from test_benchopt import SMALL_QUADRATIC, benchopt
+
+from benchmark_utils.plotting.budget import (best_within_budget, bold_best,
+                                             median_curve, metric_columns)
 
 OBJECTIVE = "Bilevel optimization[device=cpu]"
 

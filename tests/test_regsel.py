@@ -14,20 +14,20 @@ import pandas as pd
 import pytest
 import torch
 from benchopt.utils.run_context import RunContext
+from conftest import (BENCHMARK, ROOT, get_dataset_class, make_objective,
+                      point_near_start, run_solver, small_regsel_problem)
 from libsvmdata import abstraction as libsvmdata_abstraction
 from scipy import sparse as scipy_sparse
 from torch.func import grad, jvp, vmap
 
-from benchmark_utils.libsvm_files import (random_documents,
-                                          write_libsvm_file,
-                                          write_random_libsvm_set)
+from benchmark_utils.data import MissingDataError
+from benchmark_utils.data.libsvm import fetch_libsvm_set, libsvm_folder
 from benchmark_utils.oracles import HVP_MODES, Oracles
-from benchmark_utils.regsel import (MissingDataError, RegSelProblem,
-                                    build_regsel_problem, fetch_libsvm_set,
-                                    libsvm_folder)
-from benchmark_utils.sparse import SparseFeatures
-from conftest import (BENCHMARK, ROOT, get_dataset_class, make_objective,
-                      point_near_start, run_solver, small_regsel_problem)
+from benchmark_utils.problems.regsel import RegSelProblem, build_regsel_problem
+from benchmark_utils.problems.sparse import SparseFeatures
+from benchmark_utils.testing.libsvm_files import (random_documents,
+                                                  write_libsvm_file,
+                                                  write_random_libsvm_set)
 
 
 def densified(problem):
@@ -161,7 +161,7 @@ def test_hypergrad_norm_matches_finite_differences_of_phi(n_classes):
 def test_peak_memory_of_one_oracle_call_at_news20_size():
     # 16,000 x 62,061 with 0.1% non-zeros: 7.9 GB dense, 24 MB sparse.
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "sparse_hvp.py"),
+        [sys.executable, str(ROOT / "scripts" / "sparse_hvp.py"),
          "--repeat", "0", "--json"], capture_output=True, text=True,
         timeout=300, check=True)
     report = json.loads(completed.stdout.strip().splitlines()[-1])

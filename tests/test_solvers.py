@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-
-from benchmark_utils.synthetic import SyntheticProblem
 from conftest import (assert_counts_per_iteration, get_solver_class,
-                      hypergrad_norm, hypergrad_ratio,
-                      make_objective, run_solver)
+                      hypergrad_norm, hypergrad_ratio, make_objective,
+                      run_solver)
+
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 def test_lancbio_drives_hypergradient_below_1e_6(quadratic):

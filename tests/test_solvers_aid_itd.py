@@ -3,15 +3,15 @@ problem, ITD's reverse pass against plain autograd through the unrolled
 loop, exact oracle counts, parameter checks and reproducibility."""
 import pytest
 import torch
-from torch.func import grad
-
-from benchmark_utils.oracles import Oracles
-from benchmark_utils.quadratic import QuadraticProblem
-from benchmark_utils.synthetic import SyntheticProblem
-from benchmark_utils.unrolled import (unrolled_gradient_descent,
-                                      unrolled_hypergradient)
 from conftest import (assert_counts_per_iteration, hypergrad_norm,
                       hypergrad_ratio, run_solver)
+from torch.func import grad
+
+from benchmark_utils.linalg.unrolled import (unrolled_gradient_descent,
+                                             unrolled_hypergradient)
+from benchmark_utils.oracles import Oracles
+from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 def autograd_unrolled_hypergradient(problem, x, y0, n_steps, step_size,

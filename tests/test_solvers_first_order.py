@@ -5,12 +5,11 @@ import math
 
 import pytest
 import torch
+from conftest import assert_counts_per_iteration, hypergrad_ratio, run_solver
 
-from benchmark_utils.finite_differences import hvp_and_cross_fd
+from benchmark_utils.linalg.finite_differences import hvp_and_cross_fd
 from benchmark_utils.oracles import Oracles
-from benchmark_utils.synthetic import SyntheticProblem
-from conftest import (assert_counts_per_iteration, hypergrad_ratio,
-                      run_solver)
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 def relative_error(estimate, exact):
@@ -147,7 +146,8 @@ def test_same_seed_gives_the_same_curve(name):
     ("F2SA", {"step_size_outer": -0.5}, "step_size_outer must be"),
     ("BOME", {"n_inner_steps": -1}, "n_inner_steps must be an integer >= 1"),
     ("BOME", {"n_inner_steps": 0}, "n_inner_steps must be an integer >= 1"),
-    ("BOME", {"eta": 0.0}, "eta must be a finite number > 0"),
+    ("BOME", {"barrier_coefficient": 0.0},
+     "barrier_coefficient must be a finite number > 0"),
     ("BOME", {"step_size_joint": 0.0}, "step_size_joint must be"),
     ("BOME", {"step_size_inner": float("inf")}, "step_size_inner must be"),
 ])

@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 from benchopt.utils.run_context import RunContext
-
-from benchmark_utils.neumann import (draw_truncation, neumann_sample,
-                                     neumann_series)
-from benchmark_utils.quadratic import QuadraticProblem
-from benchmark_utils.synthetic import SyntheticProblem
 from conftest import (get_solver_class, hypergrad_ratio, make_objective,
                       run_solver, spd_matrix)
+
+from benchmark_utils.linalg.neumann import (draw_truncation, neumann_sample,
+                                            neumann_series)
+from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 def truncated_neumann(matrix, b, eta, n_terms):
@@ -47,49 +47,49 @@ def test_neumann_series_matches_its_closed_form(n_steps):
 
 def test_neumann_sample_is_the_drawn_term_at_p_hvps():
     matrix, b = spd_matrix(6, 5.0, seed=1)
-    eta, n_terms = 0.15, 7
+    eta, n_steps = 0.15, 6
     contraction = torch.eye(6) - eta * matrix
     gen, redraw = (torch.Generator().manual_seed(3) for _ in range(2))
     for _ in range(20):
         calls = []
         sample = neumann_sample(lambda u: calls.append(1) or matrix @ u, b,
-                                eta, n_terms, gen)
-        p = draw_truncation(redraw, n_terms)
+                                eta, n_steps, gen)
+        p = draw_truncation(redraw, n_steps)
         assert len(calls) == p
         torch.testing.assert_close(
-            sample, n_terms * eta * torch.linalg.matrix_power(
+            sample, (n_steps + 1) * eta * torch.linalg.matrix_power(
                 contraction, p) @ b, rtol=0, atol=1e-12)
 
 
-def test_random_truncation_is_unbiased_for_the_q_term_sum():
+def test_random_truncation_is_unbiased_for_the_q_step_sum():
     matrix, b = spd_matrix(6, 5.0, seed=2)
-    eta, n_terms, n_draws = 0.15, 8, 20000
+    eta, n_steps, n_draws = 0.15, 7, 20000
     gen = torch.Generator().manual_seed(4)
     samples = torch.stack([
-        neumann_sample(lambda u: matrix @ u, b, eta, n_terms, gen)
+        neumann_sample(lambda u: matrix @ u, b, eta, n_steps, gen)
         for _ in range(n_draws)])
     mean = samples.mean(dim=0)
     standard_error = samples.std(dim=0) / math.sqrt(n_draws)
-    # Its mean is the Q-term sum (neumann_series with Q - 1 steps) ...
-    expected = truncated_neumann(matrix, b, eta, n_terms)
+    # Its mean is the sum of Q + 1 terms (neumann_series with Q steps) ...
+    expected = truncated_neumann(matrix, b, eta, n_steps + 1)
     torch.testing.assert_close(
-        expected, neumann_series(lambda u: matrix @ u, b, eta, n_terms - 1),
+        expected, neumann_series(lambda u: matrix @ u, b, eta, n_steps),
         rtol=0, atol=1e-12)
     assert torch.all((mean - expected).abs() <= 4 * standard_error)
-    # ... and the test tells it from the (Q + 1)-term sum.
-    wrong = truncated_neumann(matrix, b, eta, n_terms + 1)
+    # ... and the test tells it from the sum of Q + 2 terms.
+    wrong = truncated_neumann(matrix, b, eta, n_steps + 2)
     assert torch.any((mean - wrong).abs() > 4 * standard_error)
 
 
-def test_truncation_draws_cover_zero_to_q_minus_one_uniformly():
+def test_truncation_draws_cover_zero_to_q_uniformly():
     gen = torch.Generator().manual_seed(5)
-    n_terms, n_draws = 5, 10000
-    draws = torch.tensor([draw_truncation(gen, n_terms)
+    n_steps, n_draws = 4, 10000
+    draws = torch.tensor([draw_truncation(gen, n_steps)
                           for _ in range(n_draws)])
-    counts = torch.bincount(draws, minlength=n_terms)
-    assert len(counts) == n_terms
+    counts = torch.bincount(draws, minlength=n_steps + 1)
+    assert len(counts) == n_steps + 1
     # Binomial(10000, 1/5): standard deviation 40.
-    assert torch.all((counts - n_draws / n_terms).abs() <= 160)
+    assert torch.all((counts - n_draws / (n_steps + 1)).abs() <= 160)
 
 
 # -- the solvers' iterates are the papers' recursions ---------------------
@@ -120,7 +120,7 @@ def reference_iterates(name, problem, params, seed, n_iter):
             alpha = params["step_size_outer"]
         else:
             p = draw_truncation(gen, Q)
-            v = Q * eta * torch.linalg.matrix_power(contraction, p) @ b
+            v = (Q + 1) * eta * torch.linalg.matrix_power(contraction, p) @ b
             alpha = params["step_size_outer"] / (
                 math.sqrt(k + 1) if name == "BSA"
                 else (k + 1) ** params["decay_outer"])

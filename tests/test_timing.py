@@ -6,13 +6,13 @@ import types
 import pytest
 import torch
 from benchopt.utils.run_context import RunContext
+from conftest import IterationBudget, get_solver_class, make_objective
 
 from benchmark_utils import oracle_cost
 from benchmark_utils.device import synchronized
 from benchmark_utils.oracle_cost import measure_oracle_costs
 from benchmark_utils.oracles import Oracles
-from benchmark_utils.quadratic import QuadraticProblem
-from conftest import IterationBudget, get_solver_class, make_objective
+from benchmark_utils.problems.quadratic import QuadraticProblem
 
 CUDA = torch.device("cuda")
 

@@ -6,7 +6,7 @@ Prints the test accuracy of the lower-level classifier y*(x) trained with
     samples: what a perfect cleaning would reach).
 
 Usage (from the benchmark folder):
-    python benchmarks/hypercleaning_reference_classifiers.py \
+    python scripts/hypercleaning_reference_classifiers.py \
         hyperclean_mnist5k corruption_rate=0.5
 """
 import sys

@@ -179,6 +179,34 @@ class LanczosProcess:
         return self.solve(rhs)
 
 
+def two_dimensional_galerkin(b, a_b, u, a_u):
+    """The minimiser of  1/2 v^T A v - b^T v  over span{b, u}, given the
+    products ``a_b = A b`` and ``a_u = A u`` (no product with A here).
+
+    The subspace gets the orthonormal basis W = [w1, w2] (Gram-Schmidt of b
+    and u), whose products A W follow from the given ones by linearity;
+    the projected 2x2 system (W^T A W) s = W^T b is solved with a
+    pseudo-inverse, which keeps a degenerate subspace (u parallel to b)
+    well defined. This is the v-update of SubBiO (Yang, Gao and Yuan,
+    *LancBiO*, ICLR 2025, Algorithm 1).
+    """
+    tiny = torch.finfo(b.dtype).tiny
+    norm_b = torch.linalg.vector_norm(b).clamp_min(tiny)
+    w1, a_w1 = b / norm_b, a_b / norm_b
+    along = torch.dot(w1, u)
+    r, a_r = u - along * w1, a_u - along * a_w1
+    norm_r = torch.linalg.vector_norm(r).clamp_min(tiny)
+    w2, a_w2 = r / norm_r, a_r / norm_r
+    off = 0.5 * (torch.dot(w1, a_w2) + torch.dot(w2, a_w1))
+    projected = torch.stack([
+        torch.stack([torch.dot(w1, a_w1), off]),
+        torch.stack([off, torch.dot(w2, a_w2)]),
+    ])
+    s = torch.linalg.pinv(projected, hermitian=True) @ torch.stack(
+        [torch.dot(w1, b), torch.dot(w2, b)])
+    return s[0] * w1 + s[1] * w2
+
+
 def largest_eigenvalue(matvec, start, n_iter=30):
     """Power-iteration estimate of the largest eigenvalue of an SPD operator
     (the Rayleigh quotient of the last iterate, a lower bound)."""

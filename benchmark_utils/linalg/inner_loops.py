@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from benchmark_utils.krylov import conjugate_gradient
+from benchmark_utils.linalg.krylov import conjugate_gradient
 
 ARMIJO = 1e-4
 

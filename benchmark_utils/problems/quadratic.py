@@ -10,7 +10,7 @@ then stable, as on the paper's synthetic problem.
 """
 import torch
 
-from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.validation import check_at_least, check_int
 
 

@@ -10,25 +10,21 @@ a single column and CE is the logistic loss. Parametrising each penalty by
 its logarithm keeps g strongly convex in W for every x in R^n_features.
 ``y`` is W flattened, ``x`` the log-penalties.
 
-The data comes from LIBSVM's collection through libsvmdata, which downloads
-a file once and caches it, converted, in ``$LIBSVMDATA_HOME/libsvm``.
-Sparse data (20 Newsgroups) stays sparse from the file to the device.
+The data comes from LIBSVM's collection (:mod:`benchmark_utils.data.libsvm`);
+sparse data (20 Newsgroups) stays sparse from the file to the device.
 """
-import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from libsvmdata.abstraction import _get_data_home
-from libsvmdata.core import ALL_DATASETS
 from scipy import sparse as scipy_sparse
 from sklearn.preprocessing import normalize
 
-from benchmark_utils.glm import class_probabilities, cross_entropy_curvature
-from benchmark_utils.problem import BilevelProblem
-from benchmark_utils.sparse import SparseFeatures
+from benchmark_utils.problems.base import BilevelProblem
+from benchmark_utils.problems.glm import (class_probabilities,
+                                          cross_entropy_curvature)
+from benchmark_utils.problems.sparse import SparseFeatures
 from benchmark_utils.validation import check_int, check_positive
 
 #: The starting penalty exp(x0_j) of every feature: a mild ridge, below the
@@ -37,10 +33,6 @@ from benchmark_utils.validation import check_int, check_positive
 #: about 15 and a penalty can grow some 30-fold before an inner step fixed
 #: at the start becomes unstable.
 INITIAL_PENALTY = 1e-3
-
-
-class MissingDataError(FileNotFoundError):
-    """A LIBSVM data set is neither on disk nor downloadable."""
 
 
 class RegSelProblem(BilevelProblem):
@@ -152,86 +144,6 @@ def as_features(matrix):
     if matrix.layout == torch.sparse_coo:
         return SparseFeatures(matrix)
     return matrix
-
-
-# -- data ---------------------------------------------------------------------
-
-def libsvm_folder():
-    """libsvmdata's cache folder, ``$LIBSVMDATA_HOME/libsvm`` (else
-    ``$XDG_DATA_HOME/libsvm``, else ``~/data/libsvm``), read at each call:
-    libsvmdata itself fixes it when it is first imported."""
-    return Path(_get_data_home("libsvm"))
-
-
-def fetch_libsvm_set(libsvm_name, dataset_name):
-    """Features (scipy sparse CSC, or a dense array for a set with at least
-    half non-zeros) and float labels of a LIBSVM data set, via libsvmdata.
-
-    libsvmdata keeps ``<name>_X.npz`` (or ``.npy``) and ``<name>_y.npy`` in
-    :func:`libsvm_folder`; without them it downloads the published file and
-    converts it. A published file put into that folder by hand (on a machine
-    without network) is converted by libsvmdata's own code, which would
-    otherwise delete it and download it again. Without data and without
-    network, a :class:`MissingDataError` says what to fetch and how
-    (``dataset_name`` is the benchmark's dataset, for the command).
-    """
-    if libsvm_name not in ALL_DATASETS:
-        raise ValueError(
-            "libsvm_name must be a data set that libsvmdata knows (listed in "
-            f"libsvmdata.supported), got {libsvm_name!r}.")
-    entry = copy.copy(ALL_DATASETS[libsvm_name])
-    entry.dataset_dir = folder = libsvm_folder()
-    cached = folder / libsvm_name
-    published = folder / entry.dataset_file
-    try:
-        if published.exists() and not _is_cached(folder, libsvm_name):
-            features, labels = entry._load_file_and_save_data(published,
-                                                              cached)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            features, labels = entry.get_X_y()
-    except RuntimeError as error:   # libsvmdata's download failed
-        raise MissingDataError(_missing_message(entry, folder, dataset_name,
-                                                error)) from error
-    except (ValueError, OSError) as error:   # OSError: not a bz2 stream
-        # libsvmdata deletes a file once converted; a file that fails goes
-        # too (with its decompressed copy), so that the next run fetches it.
-        published.unlink(missing_ok=True)
-        if published.suffix == ".bz2":
-            published.with_suffix("").unlink(missing_ok=True)
-        raise ValueError(
-            f"{published} (LIBSVM data set {libsvm_name!r}) is not a valid "
-            f"svmlight file ({error}); it was removed from {folder}. Fetch "
-            f"it again with `benchopt prepare . -d {dataset_name}`."
-        ) from error
-    values = features.data if scipy_sparse.issparse(features) else features
-    for part, array in (("X", values), ("y", labels)):
-        if not np.isfinite(array).all():
-            stored = next(folder.glob(f"{libsvm_name}_{part}.np[yz]"))
-            raise ValueError(
-                f"{stored} (LIBSVM data set {libsvm_name!r}, converted by "
-                "libsvmdata from the published file) has non-finite "
-                f"entries. Delete it and fetch the data again with "
-                f"`benchopt prepare . -d {dataset_name}`.")
-    return features, labels
-
-
-def _is_cached(folder, libsvm_name):
-    """Both of libsvmdata's converted files are there."""
-    return any((folder / f"{libsvm_name}_X{ext}").exists()
-               for ext in (".npz", ".npy")) and (
-        folder / f"{libsvm_name}_y.npy").exists()
-
-
-def _missing_message(entry, folder, dataset_name, error):
-    return (
-        f"LIBSVM data set {entry.dataset_name!r} is not in {folder} and "
-        f"could not be downloaded ({error}). Download it on a machine with "
-        f"internet access with `benchopt prepare . -d {dataset_name}` "
-        "(libsvmdata keeps it in $LIBSVMDATA_HOME/libsvm, by default "
-        f"~/data/libsvm), or put the published file {entry.dataset_file} "
-        f"({entry.dataset_url}) into {folder}/."
-    )
 
 
 def build_regsel_problem(pools, n_train, n_val, n_test, seed,

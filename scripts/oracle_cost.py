@@ -11,7 +11,7 @@ training set, and 8,000 news20-shaped documents (62,061 features, 0.1%
 non-zeros, 20 classes).
 
 Usage (from the benchmark folder):
-    python benchmarks/oracle_cost.py
+    python scripts/oracle_cost.py
 """
 import sys
 from pathlib import Path
@@ -37,7 +37,7 @@ def load_dataset(benchmark, name, params):
 
 def ijcnn1_shaped_problem():
     """49,990 training samples of 22 dense features, two classes."""
-    from benchmark_utils.regsel import build_regsel_problem
+    from benchmark_utils.problems.regsel import build_regsel_problem
     generator = torch.Generator().manual_seed(0)
     n_samples = 49_990 + 2 * 1_000
     features = torch.rand(n_samples, 22, generator=generator) * 2 - 1

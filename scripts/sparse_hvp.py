@@ -14,7 +14,7 @@ threshold fixed at 64 KiB, so that every freed tensor goes back to the
 system and the resident size follows the live tensors. On CUDA, it is
 ``torch.cuda.max_memory_allocated`` over the call.
 
-    python benchmarks/sparse_hvp.py [--repeat 10] [--device cpu|cuda]
+    python scripts/sparse_hvp.py [--repeat 10] [--device cpu|cuda]
         [--dtype float64|float32] [--n-samples 16000] [--json]
 """
 import argparse
@@ -31,9 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark_utils.device import DTYPES, resolve_device  # noqa: E402
-from benchmark_utils.libsvm_files import random_documents  # noqa: E402
 from benchmark_utils.oracles import HVP_MODES, Oracles  # noqa: E402
-from benchmark_utils.regsel import build_regsel_problem  # noqa: E402
+from benchmark_utils.problems.regsel import build_regsel_problem  # noqa: E402
+from benchmark_utils.testing.libsvm_files import random_documents  # noqa: E402
 
 N_FEATURES, N_CLASSES, WORDS_PER_SAMPLE = 62_061, 20, 70
 N_HELD_OUT = 1_000     # validation and test documents (not timed)

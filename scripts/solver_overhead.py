@@ -14,7 +14,7 @@ MNIST digits (2,000 training samples) and regularization selection on
 2,000 random news20-shaped documents (sparse).
 
 Usage (from the benchmark folder):
-    python benchmarks/solver_overhead.py [--n-outer 20] [--repeat 3]
+    python scripts/solver_overhead.py [--n-outer 20] [--repeat 3]
         [--problem LABEL_PART] [--solver NAME_PART]
 """
 import argparse

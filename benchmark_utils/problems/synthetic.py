@@ -11,7 +11,7 @@ kappa: the regime where approximating A^{-1} b is the bottleneck.
 """
 import torch
 
-from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.validation import check_at_least, check_int
 
 

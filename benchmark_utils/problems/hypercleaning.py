@@ -13,9 +13,10 @@ g is 2 reg-strongly convex in W for every x. ``y`` is W flattened.
 import torch
 import torch.nn.functional as F
 
-from benchmark_utils.glm import (class_probabilities, cross_entropy_curvature,
-                                 cross_entropy_residual)
-from benchmark_utils.problem import BilevelProblem
+from benchmark_utils.problems.base import BilevelProblem
+from benchmark_utils.problems.glm import (class_probabilities,
+                                          cross_entropy_curvature,
+                                          cross_entropy_residual)
 from benchmark_utils.validation import check_at_least, check_int
 
 N_CLASSES = 10

@@ -6,7 +6,7 @@ own matplotlib rendering of the plot's data), with a legend that fits 13
 solvers, as a PNG, on log-log axes (which leave out each curve's starting
 point, at zero work):
 
-    python docs/make_figure.py outputs/quickstart.parquet \
+    python scripts/make_figure.py outputs/quickstart.parquet \
         "synthetic[kappa=100000.0,n=300]" objective_hypergrad_norm \
         "Gradient-equivalent work" docs/budget_curve_synthetic.png
 """
