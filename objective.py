@@ -17,7 +17,7 @@ class Objective(BaseObjective):
 
     Solvers get counting oracles of f and g; each evaluation reports the
     hyper-objective, the exact hypergradient norm, the solver's inner and
-    linear-system errors, the oracle counts (design section 3) and the
+    linear-system errors, the oracle counts and the
     problem's measured costs of one HVP and one cross product in gradients.
     """
 

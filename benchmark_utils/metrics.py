@@ -74,14 +74,15 @@ class ReferenceMetrics:
         return v_star
 
     def hypergradient(self, x):
-        """d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  (paper, Section 2)."""
+        """d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  (LancBiO paper,
+        Section 2)."""
         y_star = self.inner_solution(x)
         v_star = self.adjoint_solution(x, y_star)
         grad_x_f, _ = self.oracles.grad_outer(x, y_star)
         return grad_x_f - self.oracles.cross(x, y_star, v_star), y_star
 
     def evaluate(self, x, y, v):
-        """The accuracy metrics of design section 3 at a solver's (x, y, v).
+        """The accuracy metrics of the results table at a solver's (x, y, v).
 
         Non-finite iterates give NaN everywhere, which benchopt reads as a
         diverged curve.

@@ -36,7 +36,7 @@ class Solver(BilevelSolver):
         # T = 0 would give y_T = y and q = 0: the constraint would be void.
         check_int("n_inner_steps", self.n_inner_steps, 1)
         check_positive("barrier_coefficient", self.barrier_coefficient)
-        # One step xi for the joint (x, y) update, as in the paper ('auto':
+        # One step xi for the joint (x, y) update, as in Liu et al. ('auto':
         # 1 / L of g keeps its y part, a step on g scaled by lambda,
         # stable), with x's part in the problem's outer-step unit. xi bounds
         # the accuracy: lambda grows like 1 / ||y - y*(x)|| and xi lambda L
@@ -51,7 +51,7 @@ class Solver(BilevelSolver):
         y_t = inner_gradient_descent(
             self.oracles, x, y - self.inner_step * grad_y_g,
             self.n_inner_steps - 1, self.inner_step)
-        # d q with y_T held fixed (the paper's approximation of g*).
+        # d q with y_T held fixed (Liu et al.'s approximation of g*).
         d_q_x = grad_x_g - self.oracles.grad_inner_x(x, y_t)
         d_q_y = grad_y_g
         d_f_x, d_f_y = self.oracles.grad_outer(x, y)

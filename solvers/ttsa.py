@@ -45,7 +45,7 @@ class Solver(BilevelSolver):
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def step(self, x, y, v):
-        # The paper's weakly convex case takes alpha ~ K^(-3/5) and
+        # Hong et al.'s weakly convex case takes alpha ~ K^(-3/5) and
         # beta ~ K^(-2/5) for a horizon of K iterations; decaying in k with
         # the same exponents keeps the run open-ended.
         k = self.n_outer + 1

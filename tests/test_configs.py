@@ -1,6 +1,6 @@
 """The run configurations of configs/: every key is a `benchopt run` option,
-every dataset and solver resolves, and the paper's experiments carry the
-paper's settings."""
+every dataset and solver resolves, and the LancBiO paper's experiments carry
+its settings."""
 import pytest
 import yaml
 from benchopt.cli.main import run as run_command
@@ -54,5 +54,5 @@ def test_paper_hyperclean_uses_the_papers_rates_and_lancbio_schedule():
     assert (lancbio["subspace_dim"], lancbio["max_subspace_dim"],
             lancbio["subspace_growth"], lancbio["growth_every"]) == (
                 1, 10, 1.3, 50)
-    # Outer step 1 in units of n_train / 10: the paper's 500.
+    # Outer step 1 in units of n_train / 10: the LancBiO paper's 500.
     assert lancbio["step_size_outer"] == 1.0

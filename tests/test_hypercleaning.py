@@ -2,7 +2,9 @@
 corruption, the objective's hypergradient, and LancBiO on real digits."""
 import gzip
 import hashlib
+import os
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +19,12 @@ from benchmark_utils.problems.hypercleaning import (
     build_hypercleaning_problem, corrupt_labels, image_features)
 from benchmark_utils.testing.idx_files import write_random_set, write_split
 
-SHARED_MNIST = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
+#: The folder of real test-set files (the MNIST and Fashion-MNIST test
+#: sets in torchvision's layout): $BENCHMARK_TEST_DATA, by default the
+#: ``shared/data`` folder beside the repository.
+TEST_DATA = Path(os.environ.get("BENCHMARK_TEST_DATA",
+                                ROOT.parent / "shared" / "data"))
+SHARED_MNIST = TEST_DATA / "MNIST" / "raw"
 REAL_MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
@@ -29,8 +36,9 @@ def real_mnist_test_set(tmp_path_factory):
     """The real 10,000 MNIST test images through torchvision's loader: the
     published .gz files, extracted as torchvision's download does, beside
     tiny training files (torchvision wants all four files)."""
-    if not SHARED_MNIST.is_dir():
-        pytest.skip(f"the real MNIST test files are not in {SHARED_MNIST}")
+    assert SHARED_MNIST.is_dir(), (
+        f"the real MNIST test files are not in {SHARED_MNIST}: set "
+        "BENCHMARK_TEST_DATA to the folder that holds MNIST/raw")
     root = tmp_path_factory.mktemp("data")
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -216,7 +224,7 @@ def test_lancbio_cleans_real_digits():
     solver, _, _ = run_solver(
         "LancBiO", problem, 60, objective=objective, step_size_outer=5.0,
         max_subspace_dim=10, subspace_growth=1.3, growth_every=50)
-    # step_size_outer is in units of n_train / 10: 5 means the paper's 500.
+    # step_size_outer is in units of n_train / 10: 5 means the LancBiO paper's 500.
     assert solver.outer_step == 500.0
     cleaned = objective.evaluate_result(**solver.get_result())
     print(f"equal weights {equal['test_accuracy']:.3f}, LancBiO "

@@ -6,7 +6,7 @@
 so that y*(x) = -H^{-1}(B x + c), v*(x) = H^{-1}(y*(x) - t) and
 grad phi(x) = rho x - B^T v*(x). B is scaled so that the hyper-objective's
 Hessian B^T H^{-2} B + rho I has largest eigenvalue 1: an outer step of 1 is
-then stable, as on the paper's synthetic problem.
+then stable, as on the LancBiO paper's synthetic problem.
 """
 import torch
 
