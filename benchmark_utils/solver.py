@@ -3,8 +3,9 @@
 A solver file subclasses :class:`BilevelSolver` and writes its parameters,
 their checks and the algorithm's own lines: :meth:`BilevelSolver.step`, one
 outer iteration from ``(x_k, y_k, v_k)`` to ``(x_{k+1}, y_{k+1}, v_{k+1})``,
-which reads like the loop body of the method's paper, and, for a method with more state
-(a Krylov basis, a random generator), :meth:`BilevelSolver.init_state`.
+which reads like the loop body of the method's paper, and, for a method
+with more state (a Krylov basis, a random generator),
+:meth:`BilevelSolver.init_state`.
 """
 import torch
 from benchopt import BaseSolver

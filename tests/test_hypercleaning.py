@@ -224,7 +224,8 @@ def test_lancbio_cleans_real_digits():
     solver, _, _ = run_solver(
         "LancBiO", problem, 60, objective=objective, step_size_outer=5.0,
         max_subspace_dim=10, subspace_growth=1.3, growth_every=50)
-    # step_size_outer is in units of n_train / 10: 5 means the LancBiO paper's 500.
+    # step_size_outer is in units of n_train / 10: 5 means the LancBiO
+    # paper's 500.
     assert solver.outer_step == 500.0
     cleaned = objective.evaluate_result(**solver.get_result())
     print(f"equal weights {equal['test_accuracy']:.3f}, LancBiO "

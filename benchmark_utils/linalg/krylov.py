@@ -103,8 +103,8 @@ class LanczosProcess:
         beta_{j+1} q_{j+1} = A q_j - alpha_j q_j - beta_j q_{j-1}.
 
     Each :meth:`extend` takes its own ``matvec``: LancBiO extends the basis
-    with the Hessian of the current outer iterate (LancBiO paper, Section 3.2, the
-    *dynamic* Lanczos process); with a fixed matrix this is the classical
+    with the Hessian of the current outer iterate (LancBiO paper, Section
+    3.2, the *dynamic* Lanczos process); with a fixed matrix this is the classical
     process, and :meth:`solution` then equals the CG iterate.
 
     Parameters

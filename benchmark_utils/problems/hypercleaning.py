@@ -50,7 +50,8 @@ class HyperCleaningProblem(BilevelProblem):
         self.reg = float(reg)
         self.n_features = train_features.shape[1]
         # Each x_i weighs one of n_tr samples, so d phi / d x_i is O(1/n_tr):
-        # outer steps scale with n_tr (the LancBiO paper's 500 for n_tr = 5,000).
+        # outer steps scale with n_tr (the LancBiO paper's 500 for
+        # n_tr = 5,000).
         self.outer_step_unit = train_features.shape[0] / 10
         self.x0 = torch.zeros(train_features.shape[0],
                               dtype=train_features.dtype)
