@@ -5,7 +5,8 @@ adds to a counter, in full-batch passes, so that methods are compared on the
 same currency: gradients, Hessian-vector products (HVPs) and cross products.
 
 Notation (LancBiO paper, Section 2): A = d2_yy g(x, y), b = d_y f(x, y),
-and the hypergradient  d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  with  A v* = b.
+and the hypergradient  d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  with
+A v* = b.
 """
 import torch
 from torch.func import grad, jvp, vjp

@@ -104,8 +104,8 @@ class LanczosProcess:
 
     Each :meth:`extend` takes its own ``matvec``: LancBiO extends the basis
     with the Hessian of the current outer iterate (LancBiO paper, Section
-    3.2, the *dynamic* Lanczos process); with a fixed matrix this is the classical
-    process, and :meth:`solution` then equals the CG iterate.
+    3.2, the *dynamic* Lanczos process); with a fixed matrix this is the
+    classical process, and :meth:`solution` then equals the CG iterate.
 
     Parameters
     ----------
