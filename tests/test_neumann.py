@@ -1,20 +1,18 @@
-"""TTSA, stocBiO and BSA (the Neumann-series family): the shared Neumann
-routines against closed forms, the random-truncation estimator's mean, the
-solvers' iterates against the papers' recursions written with the
-quadratic's matrices, convergence, exact counts, parameter checks and
-reproducibility."""
+"""The Neumann-series family (TTSA, stocBiO, BSA): the shared Neumann
+routines against their closed forms, the random-truncation estimator's
+mean and draws, the solvers' iterates against the papers' recursions
+written with the quadratic's matrices, and TTSA's and BSA's HVP counts,
+the truncation lengths they drew. (Their convergence, parameter checks,
+reproducibility and seed dependence, and stocBiO's counts, are rows of the
+table in test_solvers.py.)"""
 import math
 
 import pytest
 import torch
-from benchopt.utils.run_context import RunContext
-from conftest import (get_solver_class, hypergrad_ratio, make_objective,
-                      run_solver, spd_matrix)
+from conftest import run_solver, spd_matrix
 
 from benchmark_utils.linalg.neumann import (draw_truncation, neumann_sample,
                                             neumann_series)
-from benchmark_utils.problems.quadratic import QuadraticProblem
-from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
 def truncated_neumann(matrix, b, eta, n_terms):
@@ -146,39 +144,7 @@ def test_iterates_follow_the_papers_recursion(quadratic, name, params):
         rtol=0, atol=1e-10)
 
 
-# -- convergence ----------------------------------------------------------
-
-
-def test_stocbio_decreases_hypergradient_100_fold(quadratic):
-    # Q = 40: the truncation bias (1 - eta mu)^(Q+1), about 2% of v* at the
-    # default Q = 10 and kappa = 10, would otherwise stop it near 1/20.
-    solver, objective, _ = run_solver("stocBiO", quadratic, 100,
-                                      n_neumann_steps=40)
-    assert hypergrad_ratio(solver, objective) < 1e-2
-
-
-@pytest.mark.parametrize("name, n_iter", [("BSA", 300), ("TTSA", 600)])
-def test_random_truncation_decreases_hypergradient_100_fold(name, n_iter):
-    # With t = y*(0) the minimiser is x* = 0 and b = d_y f vanishes there,
-    # so does the estimator's noise, which is linear in b; on the plain
-    # quadratic that noise (std of B^T v about 0.4 at x*, Q = 10) keeps
-    # the hypergradient near 1/20 of its start for thousands of iterations.
-    problem = QuadraticProblem(dim_x=10, dim_y=20, kappa=10.0, seed=0)
-    problem.target = problem.inner_solution(torch.zeros(10))
-    solver, objective, _ = run_solver(name, problem, n_iter)
-    assert hypergrad_ratio(solver, objective) < 1e-2
-
-
-# -- counts ---------------------------------------------------------------
-
-
-def test_stocbio_counts_per_iteration_are_exact(quadratic):
-    n_iter = 9
-    solver, _, _ = run_solver("stocBiO", quadratic, n_iter, n_inner_steps=3,
-                              n_neumann_steps=7)
-    assert solver.get_result()["counts"] == dict(
-        n_grad=n_iter * 4, n_hvp=n_iter * 7, n_cross=n_iter)
-    assert solver.get_result()["n_outer"] == n_iter
+# -- counts: the drawn truncation lengths --------------------------------
 
 
 @pytest.mark.parametrize("name, params, n_grad", [
@@ -195,59 +161,3 @@ def test_random_truncation_counts_are_the_drawn_lengths(quadratic, name,
     assert drawn > 0
     assert solver.get_result()["counts"] == dict(
         n_grad=n_iter * n_grad, n_hvp=drawn, n_cross=n_iter)
-
-
-# -- parameters and reproducibility ---------------------------------------
-
-
-@pytest.mark.parametrize("name, params, message", [
-    ("stocBiO", {"n_neumann_steps": 0},
-     "n_neumann_steps must be an integer >= 1"),
-    ("stocBiO", {"n_inner_steps": -1}, "n_inner_steps must be an integer"),
-    ("stocBiO", {"step_size_linsys": 0.0}, "step_size_linsys must be"),
-    ("BSA", {"n_neumann_steps": 2.5}, "n_neumann_steps must be an integer"),
-    ("BSA", {"step_size_outer": -1.0}, "step_size_outer must be"),
-    ("TTSA", {"step_size_inner": "fast"}, "step_size_inner must be"),
-    ("TTSA", {"decay_outer": -0.1},
-     "decay_outer must be a finite number >= 0"),
-    ("TTSA", {"decay_inner": float("nan")}, "decay_inner must be"),
-])
-def test_bad_parameters_are_clear_errors(quadratic, name, params, message):
-    with pytest.raises(ValueError, match=message):
-        run_solver(name, quadratic, 1, **params)
-
-
-def curve(solver, objective, base_seed, n_iter=15):
-    RunContext().set_run_context(objective, "dataset", solver, repetition=0,
-                                 base_seed=base_seed)
-    solver.set_objective(**objective.get_objective())
-    calls = iter(range(n_iter + 1))
-    xs = []
-
-    def callback():
-        xs.append(solver.get_result()["x"].clone())
-        return next(calls) < n_iter
-
-    solver.run(callback)
-    return torch.stack(xs)
-
-
-@pytest.mark.parametrize("name", ["TTSA", "stocBiO", "BSA"])
-def test_same_seed_gives_the_same_curve(name):
-    curves = []
-    for _ in range(2):
-        problem = SyntheticProblem(n=30, kappa=100.0, seed=11)
-        objective = make_objective(problem)
-        solver = get_solver_class(name).get_instance()
-        # Two runs of the same instance, then a fresh instance.
-        curves += [curve(solver, objective, 0), curve(solver, objective, 0)]
-    assert all(torch.equal(curves[0], other) for other in curves[1:])
-    assert torch.isfinite(curves[0]).all()
-
-
-@pytest.mark.parametrize("name", ["TTSA", "BSA"])
-def test_another_seed_gives_other_truncations(quadratic, name):
-    objective = make_objective(quadratic)
-    solver = get_solver_class(name).get_instance()
-    assert not torch.equal(curve(solver, objective, 0),
-                           curve(solver, objective, 1))
