@@ -1,3 +1,5 @@
+from functools import partial
+
 from benchmark_utils.linalg.inner_loops import inner_gradient_descent
 from benchmark_utils.linalg.krylov import conjugate_gradient
 from benchmark_utils.solver import BilevelSolver
@@ -5,14 +7,13 @@ from benchmark_utils.validation import check_choice, check_int
 
 
 class Solver(BilevelSolver):
-    """AmIGO (Arbel and Mairal, Algorithm 1, deterministic version): T
-    gradient steps on y and Q steps of a linear solver on the quadratic
-    1/2 v^T A v - b^T v, both warm-started from the previous outer
-    iteration (amortization), then one step on x along d_x f - d2_xy g v.
-    The linear solver is gradient descent (AmIGO-GD: Q HVPs, step
-    ``step_size_linsys``) or conjugate gradient (AmIGO-CG: Q + 1 HVPs, one
-    for the warm start's residual; it chooses its own steps).
-    Per outer iteration: T + 1 gradients, Q or Q + 1 HVPs, 1 cross product."""
+    """AmIGO (Arbel and Mairal, Algorithm 1, deterministic): T gradient steps
+    on y and Q steps of a linear solver on 1/2 v^T A v - b^T v, both
+    warm-started from the previous outer iteration (amortization), then one
+    step on x along d_x f - d2_xy g v. The linear solver is gradient descent
+    (AmIGO-GD, step ``step_size_linsys``) or conjugate gradient (AmIGO-CG).
+    Per outer iteration: T + 1 gradients, Q HVPs (GD) or Q + 1 (CG: one for
+    the warm start's residual), 1 cross product."""
 
     name = "AmIGO"
     parameters = {
@@ -42,10 +43,7 @@ class Solver(BilevelSolver):
         y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
                                    self.inner_step)
         grad_x_f, b = self.oracles.grad_outer(x, y)
-
-        def hessian(u):   # A_k = d2_yy g(x_k, y_{k+1})
-            return self.oracles.hvp(x, y, u)
-
+        hessian = partial(self.oracles.hvp, x, y)   # A_k = d2_yy g(x_k, y)
         # Q steps on 1/2 v^T A_k v - b_k^T v from v_{k-1}.
         if self.inner_solver == "gd":
             for _ in range(self.n_linsys_steps):

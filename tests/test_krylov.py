@@ -111,3 +111,45 @@ def test_conjugate_gradient_from_the_exact_solution_stays_there():
     zero, _ = conjugate_gradient(lambda u: matrix @ u, torch.zeros(10),
                                  max_iter=3)
     assert torch.equal(zero, torch.zeros(10))
+
+
+def test_orthogonality_check_leaves_the_classical_process_unchanged():
+    # With one matrix, round-off loses orthogonality far below 1e-2: the
+    # checked process keeps every vector and still equals CG.
+    n = 30
+    matrix, b = spd_matrix(n, 10.0, seed=0)
+    checked = LanczosProcess(b, orthogonality_tol=1e-2)
+    for j in range(1, n):
+        checked.extend(lambda u: matrix @ u)
+        cg_iterate, _ = conjugate_gradient(lambda u: matrix @ u, b,
+                                           max_iter=j)
+        torch.testing.assert_close(checked.solution(), cg_iterate,
+                                   rtol=1e-8, atol=1e-10)
+    assert not checked.lost_orthogonality and len(checked.basis) == n
+
+
+def test_dynamic_process_stops_when_a_new_vector_overlaps_the_basis():
+    # A different matrix at every step: the three-term recurrence no longer
+    # orthogonalises against the older vectors. Unchecked, the basis drifts
+    # far from orthonormal; checked, it stops growing at the first vector
+    # that overlaps by more than the tolerance, and what it kept is
+    # orthonormal to that tolerance.
+    n, tol = 40, 1e-2
+    matrices = [spd_matrix(n, 50.0, seed=s)[0] for s in range(n)]
+    b = spd_matrix(n, 50.0, seed=100)[1]
+    processes = [LanczosProcess(b), LanczosProcess(b, orthogonality_tol=tol)]
+    for matrix in matrices[:25]:
+        for process in processes:
+            process.extend(lambda u: matrix @ u)
+    unchecked, checked = (torch.stack(p.basis) for p in processes)
+
+    def orthogonality_loss(basis):
+        gram = basis @ basis.T
+        return float((gram - torch.eye(len(basis))).abs().max())
+
+    assert orthogonality_loss(unchecked) > 0.1
+    assert processes[1].lost_orthogonality and processes[1].stopped
+    assert len(checked) < 25
+    assert orthogonality_loss(checked) <= tol
+    # A stopped process spends no more products.
+    assert not processes[1].extend(lambda u: 1 / 0)

@@ -123,10 +123,14 @@ CASES = {
                           "n_warmup_steps must be an integer >= 0 and <= 0"),
             BadParameters({"growth_every": 0},
                           "growth_every must be an integer >= 1"),
+            BadParameters({"orthogonality_tol": 0.0},
+                          "orthogonality_tol must be a finite number > 0"),
         ),
         curve=Curve({}, 15),
-        # n_warmup_steps <= subspace_dim - 1: m = 2 lets it change to 1.
-        label_base={"subspace_dim": 2},
+        # n_warmup_steps <= subspace_dim - 1: m = 2 lets it change to 1;
+        # the schedule in numbers, which change to other numbers.
+        label_base={"subspace_dim": 2, "max_subspace_dim": 10,
+                    "subspace_growth": 1.3, "growth_every": 50},
     ),
     "SubBiO": SolverCase(
         "SubBiO",

@@ -114,11 +114,22 @@ class LanczosProcess:
     breakdown_tol : float
         Relative size of ``beta_{j+1}`` (to ``||start||``) under which the
         subspace is taken as invariant and the process stops growing.
+    orthogonality_tol : float or None
+        Largest ``|q_i^T q_{j+1}|`` (i <= j) accepted for a new vector: past
+        it, the vector is not added and the process stops growing
+        (``lost_orthogonality``). With one matrix, round-off alone loses
+        orthogonality slowly; with a matrix that changes at every step (the
+        dynamic process) the three-term recurrence no longer orthogonalises
+        a new vector against the older ones, and once they overlap T_j
+        stops describing the current matrix. None: no check (the classical
+        process, as CG).
     """
 
-    def __init__(self, start, breakdown_tol=1e-14):
+    def __init__(self, start, breakdown_tol=1e-14, orthogonality_tol=None):
         self.start_norm = torch.linalg.vector_norm(start)
         self.breakdown_tol = breakdown_tol
+        self.orthogonality_tol = orthogonality_tol
+        self.lost_orthogonality = False
         self.alphas = []
         self.betas = []   # betas[i] = beta_{i+2} couples q_{i+1} and q_{i+2}
         self._zero = torch.zeros_like(start)
@@ -132,13 +143,18 @@ class LanczosProcess:
         """Dimension j of the current subspace (number of extend steps)."""
         return len(self.alphas)
 
+    @property
+    def stopped(self):
+        """The subspace no longer grows: found invariant, or its next vector
+        lost orthogonality to the basis."""
+        return self.exhausted or self.lost_orthogonality
+
     def extend(self, matvec):
         """One Lanczos step: one matvec with the given operator.
 
-        Returns False (and spends no matvec) when the subspace was already
-        found invariant.
+        Returns False (and spends no matvec) when the process has stopped.
         """
-        if self.exhausted:
+        if self.stopped:
             return False
         q = self.basis[-1]
         w = matvec(q)
@@ -148,11 +164,20 @@ class LanczosProcess:
         w = w - alpha * q
         beta = torch.linalg.vector_norm(w)
         self.alphas.append(alpha)
-        # Reading beta back is the one host synchronisation per step: a
-        # vanishing beta means Q_j spans an invariant subspace and the next
-        # vector would be noise divided by round-off.
-        if float(beta) <= self.breakdown_tol * float(self.start_norm):
+        # Reading beta (and the overlap) back is the one host
+        # synchronisation per step: a vanishing beta means Q_j spans an
+        # invariant subspace and the next vector would be noise divided by
+        # round-off.
+        if self.orthogonality_tol is None:
+            beta_value, overlap = float(beta), 0.0
+        else:
+            overlap = torch.linalg.vector_norm(
+                torch.stack(self.basis) @ w, ord=float("inf")) / beta
+            beta_value, overlap = torch.stack([beta, overlap]).tolist()
+        if beta_value <= self.breakdown_tol * float(self.start_norm):
             self.exhausted = True
+        elif overlap > (self.orthogonality_tol or 0.0):
+            self.lost_orthogonality = True
         else:
             self.betas.append(beta)
             self.basis.append(w / beta)
@@ -177,6 +202,38 @@ class LanczosProcess:
         rhs = [self.start_norm] + [torch.zeros_like(self.start_norm)] * (
             self.dim - 1)
         return self.solve(rhs)
+
+
+class RestartedLanczos:
+    """LancBiO's estimate of the solution of A_k v = b_k (Yang, Gao and
+    Yuan, *LancBiO*, ICLR 2025, Algorithm 2): one dynamic Lanczos step per
+    outer iteration, with that iteration's Hessian A_k, from a process
+    restarted from the residual of the current estimate v_bar once its
+    basis has m vectors (or has stopped), and the residual correction
+
+        v_k = v_bar + Q_j T_j^{-1} Q_j^T (b_k - A v_bar),
+
+    with the current b_k and the product A v_bar kept from the restart.
+    ``orthogonality_tol`` is passed to each :class:`LanczosProcess`.
+    """
+
+    def __init__(self, orthogonality_tol=None):
+        self.orthogonality_tol = orthogonality_tol
+        self.process = None
+
+    def step(self, hessian, b, v, m):
+        """One outer iteration: ``v_k`` from ``v_{k-1} = v``, the current
+        ``hessian`` (a matvec) and ``b``, with at most ``m`` vectors."""
+        if (self.process is None or self.process.dim >= m
+                or self.process.stopped):
+            self.v_bar, self.a_v_bar = v, hessian(v)
+            self.process = LanczosProcess(
+                b - self.a_v_bar, orthogonality_tol=self.orthogonality_tol)
+            self.steps_since_restart = 0
+        self.process.extend(hessian)
+        self.steps_since_restart += 1
+        return self.v_bar + self.process.solve(
+            self.process.project(b - self.a_v_bar))
 
 
 def two_dimensional_galerkin(b, a_b, u, a_u):

@@ -24,6 +24,12 @@ class BilevelProblem:
     #: ``step_size_outer * outer_step_unit``, so that one default outer step
     #: suits problems whose hypergradients have different scales.
     outer_step_unit = 1.0
+    #: LancBiO's subspace schedule for this kind of problem: the largest
+    #: dimension m of its Krylov basis, the factor by which m grows and the
+    #: outer iterations between growths. The default is the LancBiO paper's
+    #: schedule for its synthetic problem (Yang, Gao and Yuan, ICLR 2025,
+    #: Section 4.1): a lower-level Hessian that changes slowly with x.
+    subspace_schedule = (80, 1.1, 20)
     #: True for a problem that implements the ``closed_form_*`` products
     #: below (the oracles' ``hvp_mode='closed_form'``); each must equal its
     #: automatic derivative (a test checks it).

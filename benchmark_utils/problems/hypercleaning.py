@@ -38,6 +38,12 @@ class HyperCleaningProblem(BilevelProblem):
     """
 
     name = "hyper-cleaning"
+    #: The LancBiO paper's schedule for hyper-cleaning (Yang, Gao and Yuan,
+    #: ICLR 2025, Section 4.2): at most 10 vectors, x1.3 every 50
+    #: iterations. Each vector of the basis is built with a Hessian whose
+    #: sample weights have moved since the last one, so a long basis loses
+    #: orthogonality (see scripts/long_run_stability.py).
+    subspace_schedule = (10, 1.3, 50)
     has_closed_form_hvp = True
 
     def __init__(self, train_features, train_labels, val_features, val_labels,

@@ -1,0 +1,129 @@
+"""Long runs of every solver at its defaults: does it keep what it gained?
+
+Each solver runs N outer iterations (full batch) on one problem; at a few
+iterations the script prints the test accuracy of the solver's own (x, y),
+``max |x|`` and, for LancBiO, the state of its Lanczos basis: the loss of
+orthogonality ``||Q_j^T Q_j - I||`` and the true residual
+``||b_k - A_k v_k||`` of its linear-system estimate against the estimate
+``||b_k - A_bar v_k||`` that its tridiagonal matrix implies (the residual
+of the Galerkin solution for the matrix the basis was built with). These
+products are uncounted and untimed.
+
+Usage (from the benchmark folder):
+    python scripts/long_run_stability.py [--dataset hyperclean_mnist5k]
+        [--corruption-rate 0.5] [--n-outer 2000] [--solver NAME_PART]
+        [--skip NAME ...] [--at 316 600 900 2000] [--device cpu]
+        [--param NAME=VALUE ...]
+"""
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from benchopt.benchmark import Benchmark
+from benchopt.utils.run_context import RunContext
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lanczos_diagnostics(solver, oracles):
+    """(||Q^T Q - I||_2, ||b - A v||) of LancBiO's current basis and v."""
+    lanczos = solver.lanczos
+    basis = torch.stack(lanczos.basis[:lanczos.dim])
+    gram = basis @ basis.T
+    orthogonality = torch.linalg.matrix_norm(
+        gram - torch.eye(len(basis), dtype=gram.dtype), ord=2)
+    _, b = oracles.grad_outer(solver.x, solver.y)
+    residual = torch.linalg.vector_norm(
+        b - oracles.hvp(solver.x, solver.y, solver.v))
+    return float(orthogonality), float(residual), lanczos.dim
+
+
+def run(benchmark, problem, solver_class, n_outer, checkpoints, device,
+        params):
+    objective = benchmark.get_benchmark_objective().get_instance(
+        device=device, hvp_mode="closed_form")
+    objective.set_data(problem)
+    solver = solver_class.get_instance(**params)
+    RunContext().set_run_context(objective, "dataset", solver, repetition=0,
+                                 base_seed=0)
+    solver.set_objective(**objective.get_objective())
+    # Uncounted oracles for the diagnostics.
+    diagnostics = type(solver.oracles)(objective.problem,
+                                       objective.resolved_hvp_mode)
+    rows, calls = [], iter(range(n_outer + 1))
+    start = time.perf_counter()
+
+    def callback():
+        k = next(calls)
+        if k in checkpoints:
+            x, y = solver.x, solver.y
+            with torch.no_grad():
+                metrics = objective.problem.test_metrics(x, y)
+            row = dict(k=k, test_accuracy=metrics.get(
+                "test_accuracy", float("nan")),
+                max_abs_x=float(x.abs().max()))
+            if solver.name == "LancBiO" and k > 0:
+                row["orthogonality"], row["residual"], row["dim"] = (
+                    lanczos_diagnostics(solver, diagnostics))
+            rows.append(row)
+        return k < n_outer
+
+    solver.run(callback)
+    return rows, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="hyperclean_mnist5k")
+    parser.add_argument("--corruption-rate", type=float, default=0.5)
+    parser.add_argument("--n-outer", type=int, default=2000)
+    parser.add_argument("--solver", default="")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        help="solver names to leave out")
+    parser.add_argument("--at", type=int, nargs="*",
+                        default=[316, 600, 900, 2000])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--param", action="append", default=[],
+                        help="solver parameter NAME=VALUE (repeatable)")
+    args = parser.parse_args()
+    benchmark = Benchmark(ROOT)
+    dataset_class = next(d for d in benchmark.get_datasets()
+                         if d.name == args.dataset)
+    dataset_params = {}
+    if "corruption_rate" in str(dataset_class.parameters):
+        dataset_params["corruption_rate"] = args.corruption_rate
+    dataset = dataset_class.get_instance(**dataset_params)
+    RunContext().set_run_context(None, dataset, None, repetition=0,
+                                 base_seed=0)
+    problem = dataset.get_data()["problem"]
+    params = {}
+    for item in args.param:
+        name, value = item.split("=")
+        params[name] = float(value) if "." in value or "e" in value else (
+            int(value) if value.isdigit() else value)
+    checkpoints = set(args.at)
+    print(f"{dataset} | {args.n_outer} outer iterations | {params or ''}")
+    for solver_class in benchmark.get_solvers():
+        if (args.solver.lower() not in solver_class.name.lower()
+                or solver_class.name in args.skip):
+            continue
+        variants = ([{"inner_solver": s} for s in ("gd", "cg")]
+                    if solver_class.name == "AmIGO" else [{}])
+        for variant in variants:
+            rows, seconds = run(benchmark, problem, solver_class,
+                                args.n_outer, checkpoints, args.device,
+                                {**variant, **params})
+            label = solver_class.name + "".join(
+                f"[{v}]" for v in variant.values())
+            cells = "  ".join(
+                f"k={r['k']}: {r['test_accuracy']:.3f}, {r['max_abs_x']:.3g}"
+                + (f" (|QtQ-I| {r['orthogonality']:.1e}, res "
+                   f"{r['residual']:.1e}, j={r['dim']})"
+                   if "orthogonality" in r else "")
+                for r in rows)
+            print(f"{label:10s} {seconds:6.0f} s  {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
