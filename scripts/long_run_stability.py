@@ -12,7 +12,8 @@ products are uncounted and untimed.
 Usage (from the benchmark folder):
     python scripts/long_run_stability.py [--dataset hyperclean_mnist5k]
         [--corruption-rate 0.5] [--n-outer 2000] [--solver NAME_PART]
-        [--skip NAME ...] [--at 316 600 900 2000] [--device cpu]
+        [--skip NAME ...] [--split N_TRAIN N_VAL N_TEST]
+        [--at 316 600 900 2000] [--device cpu]
         [--param NAME=VALUE ...]
 """
 import argparse
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def lanczos_diagnostics(solver, oracles):
     """(||Q^T Q - I||_2, ||b - A v||) of LancBiO's current basis and v."""
-    lanczos = solver.lanczos
+    lanczos = solver.linear_system.process
     basis = torch.stack(lanczos.basis[:lanczos.dim])
     gram = basis @ basis.T
     orthogonality = torch.linalg.matrix_norm(
@@ -78,6 +79,9 @@ def main():
     parser.add_argument("--dataset", default="hyperclean_mnist5k")
     parser.add_argument("--corruption-rate", type=float, default=0.5)
     parser.add_argument("--n-outer", type=int, default=2000)
+    parser.add_argument("--split", type=int, nargs=3, default=None,
+                        metavar=("N_TRAIN", "N_VAL", "N_TEST"),
+                        help="hyperclean_mnist5k's split (default: its own)")
     parser.add_argument("--solver", default="")
     parser.add_argument("--skip", nargs="*", default=[],
                         help="solver names to leave out")
@@ -93,6 +97,9 @@ def main():
     dataset_params = {}
     if "corruption_rate" in str(dataset_class.parameters):
         dataset_params["corruption_rate"] = args.corruption_rate
+    if args.split is not None:
+        dataset_params.update(zip(("n_train", "n_val", "n_test"),
+                                  args.split))
     dataset = dataset_class.get_instance(**dataset_params)
     RunContext().set_run_context(None, dataset, None, repetition=0,
                                  base_seed=0)
@@ -100,8 +107,9 @@ def main():
     params = {}
     for item in args.param:
         name, value = item.split("=")
-        params[name] = float(value) if "." in value or "e" in value else (
-            int(value) if value.isdigit() else value)
+        params[name] = (None if value == "None" else float(value)
+                        if "." in value or "e" in value else
+                        int(value) if value.isdigit() else value)
     checkpoints = set(args.at)
     print(f"{dataset} | {args.n_outer} outer iterations | {params or ''}")
     for solver_class in benchmark.get_solvers():

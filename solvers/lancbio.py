@@ -20,7 +20,8 @@ class Solver(BilevelSolver):
     new basis vector overlaps the older ones by more than
     ``orthogonality_tol``: each vector comes from a different Hessian, and
     a basis that lost orthogonality no longer describes the current one.
-    Cost per outer iteration: 1 HVP, plus 1 at each restart (1 + 1/m)."""
+    Per outer iteration: T + 1 gradients, 1 HVP plus 1 at each restart
+    (1 + 1/m), 1 cross product."""
 
     name = "LancBiO"
     parameters = {

@@ -8,7 +8,8 @@ class Solver(BilevelSolver):
     """SubBiO (Yang, Gao and Yuan, Algorithm 1): v_k minimises the quadratic
     1/2 v^T A_k v - b_k^T v over the two-dimensional subspace
     span{b_k, (I - eta A_k) v_{k-1}}, i.e. solves a 2x2 projected system.
-    Cost per outer iteration: 3 HVPs (A b, A v, A A v) and 1 cross product."""
+    Per outer iteration: T + 1 gradients, 3 HVPs (A b, A v, A A v), 1 cross
+    product."""
 
     name = "SubBiO"
     parameters = {

@@ -1,7 +1,14 @@
 """Long runs at the defaults on hyper-cleaning: a solver keeps the classifier
 it has learnt. Over 2,000 outer iterations on the offline MNIST digits, the
 final test accuracy of the solver's own (x, y) is within 0.01 of the best
-along the run, and the sample weights stay bounded (max |x| < 20)."""
+along the run, and the sample weights stay bounded (max |x| < 20).
+
+The split has 500 training samples (a quarter of the dataset's default,
+for time) and 1,000 validation samples: with fewer, the 500 sample weights
+start to fit the validation set itself and test accuracy drifts down by
+about 0.015 however stable the solver. LancBiO with the synthetic
+problem's schedule and no safeguard collapses on this split as on the
+default one (scripts/long_run_stability.py)."""
 import pytest
 import torch
 from benchopt.utils.run_context import RunContext
@@ -44,10 +51,13 @@ def long_run(problem, name, **params):
     return accuracies, largest_x
 
 
+SPLIT = dict(n_train=500, n_val=1000, n_test=1000)
+
+
 @pytest.mark.parametrize("corruption_rate", [0.5, 0.8])
 def test_default_lancbio_keeps_its_classifier(corruption_rate):
-    accuracies, largest_x = long_run(mnist5k_problem(corruption_rate),
-                                     "LancBiO")
+    accuracies, largest_x = long_run(
+        mnist5k_problem(corruption_rate, **SPLIT), "LancBiO")
     assert accuracies[-1] >= max(accuracies) - 0.01, accuracies
     assert largest_x < 20
     # It learnt something: the corrupted labels alone give far less.
