@@ -127,7 +127,6 @@ class LanczosProcess:
 
     def __init__(self, start, breakdown_tol=1e-14, orthogonality_tol=None):
         self.start_norm = torch.linalg.vector_norm(start)
-        self.breakdown_tol = breakdown_tol
         self.orthogonality_tol = orthogonality_tol
         self.lost_orthogonality = False
         self.alphas = []
@@ -135,8 +134,11 @@ class LanczosProcess:
         self._zero = torch.zeros_like(start)
         # A zero start vector means the system is already solved: the
         # subspace is {0}, and the process never grows.
-        self.exhausted = float(self.start_norm) == 0.0
+        start_norm = float(self.start_norm)
+        self.exhausted = start_norm == 0.0
         self.basis = [] if self.exhausted else [start / self.start_norm]
+        # Read back once here, so that each step reads only beta.
+        self._breakdown_level = breakdown_tol * start_norm
 
     @property
     def dim(self):
@@ -169,14 +171,15 @@ class LanczosProcess:
         # invariant subspace and the next vector would be noise divided by
         # round-off.
         if self.orthogonality_tol is None:
-            beta_value, overlap = float(beta), 0.0
+            beta_value, overlap = float(beta), None
         else:
             overlap = torch.linalg.vector_norm(
                 torch.stack(self.basis) @ w, ord=float("inf")) / beta
             beta_value, overlap = torch.stack([beta, overlap]).tolist()
-        if beta_value <= self.breakdown_tol * float(self.start_norm):
+        if beta_value <= self._breakdown_level:
             self.exhausted = True
-        elif overlap > (self.orthogonality_tol or 0.0):
+        elif (self.orthogonality_tol is not None
+              and overlap > self.orthogonality_tol):
             self.lost_orthogonality = True
         else:
             self.betas.append(beta)
