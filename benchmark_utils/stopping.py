@@ -1,21 +1,65 @@
-"""The benchmark's stopping rule."""
+"""The benchmark's stopping rule: a solver-time budget, and diverged curves
+that end where they diverged and keep their points."""
+import math
+import time
+
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
+#: The wall-clock guard: a curve also ends once it has run (solver time and
+#: evaluations together) for this many times its solver-time budget, so
+#: that a run whose evaluations never end still ends.
+WALL_CLOCK_GUARD_FACTOR = 10
 
-class ProgressOrDivergence(SufficientProgressCriterion):
-    """benchopt's sufficient-progress rule, except that a diverging curve
-    keeps what it measured.
 
-    benchopt stops a curve whose monitored value turns NaN (or jumps up by
-    more than 1e5) with the status 'diverged', and then drops the whole
-    curve from the results. Here such a curve ends with the status 'done'
-    instead: its points stay in the results, the last one with the NaN
-    metrics that mark the divergence.
+class SolverTimeBudget(SufficientProgressCriterion):
+    """benchopt's sufficient-progress rule, with two changes.
+
+    **The budget is solver time.** benchopt's ``--timeout T`` is wall-clock
+    and includes the (untimed) evaluations, so a solver whose evaluations
+    happen to be slow would get less solver time than the others. Here a
+    curve ends once its solver time (benchopt's ``time`` column) reaches
+    ``T``; the evaluation points are placed so that the last one falls at
+    ``T`` rather than up to a factor ``rho`` beyond it. A wall-clock guard
+    of ``WALL_CLOCK_GUARD_FACTOR * T`` ends a curve whose evaluations take
+    much longer than its solver time.
+
+    **A diverged curve keeps its points.** benchopt ends a curve whose
+    monitored value turns NaN (or jumps up by more than 1e5) with the status
+    'diverged' and then drops the whole curve from the results. Here it
+    ends with the status 'done', its points stay, and so does a curve whose
+    last point the objective marked as diverged (``objective_diverged``).
     """
 
+    def get_runner_instance(self, max_runs=1, timeout=None, **kwargs):
+        criterion = super().get_runner_instance(
+            max_runs=max_runs, timeout=timeout, **kwargs)
+        criterion.solver_time_budget = timeout
+        criterion._deadline = (
+            None if timeout is None
+            else time.time() + WALL_CLOCK_GUARD_FACTOR * timeout)
+        return criterion
+
     def should_stop(self, stop_val, objective_list):
-        stop, status, stop_val = super().should_stop(stop_val, objective_list)
+        last = objective_list[-1]
+        if last.get("objective_diverged", False):
+            self.debug("the curve diverged: it ends here and is kept")
+            return True, "done", stop_val
+        stop, status, next_stop_val = super().should_stop(
+            stop_val, objective_list)
         if status == "diverged":
             self.debug("the curve diverged: it ends here and is kept")
-            status = "done"
-        return stop, status, stop_val
+            return True, "done", next_stop_val
+        budget = getattr(self, "solver_time_budget", None)
+        if stop or budget is None:
+            return stop, status, next_stop_val
+        solver_time, iteration = last["time"], last["stop_val"]
+        if solver_time >= budget:
+            self.debug(f"solver time {solver_time:.3g} s reached the budget")
+            return True, "timeout", next_stop_val
+        if iteration > 0 and solver_time > 0:
+            # The iteration where the budget runs out, at the mean pace so
+            # far: evaluate there rather than far beyond it.
+            at_budget = math.ceil(iteration * budget / solver_time)
+            next_stop_val = max(iteration + 1,
+                                min(next_stop_val, at_budget))
+        return stop, status, next_stop_val

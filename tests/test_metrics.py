@@ -35,8 +35,28 @@ def test_value_and_hypergradient_match_closed_form(quadratic):
         residual = quadratic.hessian @ v - (y - quadratic.target)
         assert metrics["linsys_residual"] == pytest.approx(
             float(torch.linalg.vector_norm(residual)), rel=1e-10)
+        # The formula at the solver's y: rho x - B^T H^-1 (y - t).
+        at_y = quadratic.rho * x - quadratic.coupling.T @ torch.linalg.solve(
+            quadratic.hessian, y - quadratic.target)
+        assert metrics["hypergrad_norm_at_y"] == pytest.approx(
+            float(torch.linalg.vector_norm(at_y)), rel=1e-8)
+        assert metrics["diverged"] is False
         assert (metrics["n_grad"], metrics["n_hvp"], metrics["n_cross"],
                 metrics["n_outer"]) == (1, 2, 3, 4)
+
+
+def test_second_order_metrics_can_be_left_out(quadratic):
+    objective = make_objective(quadratic, second_order_metrics=False)
+    x, y = quadratic.x0 + 1.0, quadratic.y0
+    metrics = objective.evaluate_result(
+        x=x, y=y, v=torch.ones_like(y),
+        counts=dict(n_grad=0, n_hvp=0, n_cross=0), n_outer=0)
+    for key in ("hypergrad_norm", "hypergrad_norm_at_y", "linsys_residual"):
+        assert math.isnan(metrics[key])
+    assert metrics["value"] == pytest.approx(float(quadratic.value(x)),
+                                             rel=1e-12)
+    with pytest.raises(ValueError, match="second_order_metrics must be one"):
+        make_objective(quadratic, second_order_metrics="no")
 
 
 def test_metrics_at_the_minimizer(quadratic):
@@ -67,8 +87,10 @@ def test_nonfinite_iterates_give_nan_metrics(quadratic):
     metrics = objective.evaluate_result(
         x=x, y=quadratic.y0, v=quadratic.y0,
         counts=dict(n_grad=5, n_hvp=0, n_cross=0), n_outer=5)
-    for key in ("value", "hypergrad_norm", "inner_gap", "linsys_residual"):
+    for key in ("value", "hypergrad_norm", "hypergrad_norm_at_y",
+                "inner_gap", "linsys_residual"):
         assert math.isnan(metrics[key])
+    assert metrics["diverged"] is True
     assert metrics["n_grad"] == 5
     # The reference cache is not poisoned: the next point is exact again.
     good = objective.evaluate_result(
