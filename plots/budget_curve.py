@@ -1,6 +1,6 @@
 from benchopt import BasePlot
 
-from benchmark_utils.plotting.budget import (COST_COLUMNS,
+from benchmark_utils.plotting.budget import (COST_COLUMNS, diverged_runs,
                                              gradient_equivalent_work,
                                              larger_is_better, median_curve,
                                              metric_columns, problem_costs)
@@ -19,7 +19,9 @@ class Plot(BasePlot):
     solver, the median over repetitions and its 20-80% quantile band.
 
     Methods that spend no HVP (F2SA, HJFBiO, BOME) stay at 0 HVPs: compare
-    them with the others on the work axis or against time.
+    them with the others on the work axis or against time. A solver of
+    which a repetition diverged is labelled "(diverged)"; its curve ends
+    at the point where it diverged.
     """
 
     name = "Budget curve"
@@ -40,11 +42,13 @@ class Plot(BasePlot):
             x_values = gradient_equivalent_work(df, *problem_costs(df))
         else:
             x_values = df["objective_n_hvp"]
+        diverged = {solver for _, solver in diverged_runs(df)}
         curves = []
         for solver, solver_df in df.groupby("solver_name"):
             curve = median_curve(solver_df, x_values.loc[solver_df.index],
                                  metric)
-            curves.append(dict(**curve, label=solver,
+            label = f"{solver} (diverged)" if solver in diverged else solver
+            curves.append(dict(**curve, label=label,
                                **self.get_style(solver)))
         return curves
 

@@ -1,6 +1,7 @@
 from benchopt import BasePlot
 
 from benchmark_utils.plotting.budget import (best_within_budget, bold_best,
+                                             disqualified_runs,
                                              larger_is_better, metric_columns)
 
 
@@ -9,7 +10,11 @@ class Plot(BasePlot):
     a time budget (benchopt's solver ``time``, seconds) and within an HVP
     budget (``objective_n_hvp``): the median over repetitions of each
     repetition's best. The best solver of each dataset is in bold, the
-    largest value for accuracies and F1 scores, the smallest otherwise."""
+    largest value for accuracies and F1 scores, the smallest otherwise.
+
+    A solver of which a repetition diverged, or (for a metric other than
+    the value) ended the budget with a value above its start, is marked so
+    and never in bold."""
 
     name = "Budget table"
     type = "table"
@@ -22,15 +27,19 @@ class Plot(BasePlot):
 
     def plot(self, df, objective, metric, time_budget, hvp_budget):
         df = df.query("objective_name == @objective")
-        best = [best_within_budget(df, metric, "time", time_budget),
-                best_within_budget(df, metric, "objective_n_hvp", hvp_budget)]
+        budgets = [("time", time_budget), ("objective_n_hvp", hvp_budget)]
+        best = [best_within_budget(df, metric, *budget) for budget in budgets]
+        disqualified = [disqualified_runs(df, metric, *budget)
+                        for budget in budgets]
         rows = []
         for dataset in df["dataset_name"].unique():
             solvers = sorted(df.query("dataset_name == @dataset")
                              ["solver_name"].unique())
             cells = [bold_best([float(column[dataset, solver])
-                                for solver in solvers], metric)
-                     for column in best]
+                                for solver in solvers], metric,
+                               [reasons.get((dataset, solver))
+                                for solver in solvers])
+                     for column, reasons in zip(best, disqualified)]
             rows.extend([dataset, solver, *values]
                         for solver, *values in zip(solvers, *cells))
         return rows

@@ -192,3 +192,42 @@ def test_html_report_has_the_custom_plots_and_every_solver(html_run):
     assert {row[1] for row in table["data"]} == solvers
     # The saved views of config.yml are in the page.
     assert "Hypergradient norm vs gradient-equivalent work" in page
+
+
+# Three solvers on one dataset, one repetition each: C diverges (marked) after
+# reaching the smallest hypergradient norm, D saturates (hypergradient 0)
+# while its value ends above its start, E is the honest best.
+FAILURES = results([
+    ("d", "C", 0, 0, 0.0, 0, 0, 0, 8.0, 0.1),
+    ("d", "C", 0, 1, 1.0, 0, 5, 0, 1e-6, 0.2),
+    ("d", "C", 0, 2, 2.0, 0, 9, 0, 1e-7, 0.1),
+    ("d", "D", 0, 0, 0.0, 0, 0, 0, 8.0, 0.1),
+    ("d", "D", 0, 1, 1.0, 0, 5, 0, 0.0, 0.1),
+    ("d", "E", 0, 0, 0.0, 0, 0, 0, 8.0, 0.1),
+    ("d", "E", 0, 1, 1.0, 0, 5, 0, 0.5, 0.9),
+]).assign(objective_value=[2.0, 1.0, 1e9, 2.0, 2.5, 2.0, 1.5],
+          objective_diverged=[False, False, True, False, False, False,
+                              False])
+
+
+def test_budget_table_never_ranks_a_diverged_or_worsened_run_first():
+    data, _ = plot_data("budget_table", FAILURES)
+    table = data[f"budget_table_{OBJECTIVE}_objective_hypergrad_norm_1_10"]
+    assert table["data"] == [
+        ["d", "C", "1e-06 (diverged)", "1e-06 (diverged)"],
+        ["d", "D", "0.0 (value above start)", "0.0 (value above start)"],
+        ["d", "E", "**0.5**", "**0.5**"]]
+    # On the value itself a worse value ranks itself; a diverged run is
+    # still marked (its best value came before it diverged).
+    value = data[f"budget_table_{OBJECTIVE}_objective_value_1_10"]
+    assert value["data"] == [["d", "C", "1.0 (diverged)", "1.0 (diverged)"],
+                             ["d", "D", 2.0, 2.0],
+                             ["d", "E", "**1.5**", "**1.5**"]]
+
+
+def test_budget_curve_labels_a_diverged_solver_and_plots_no_status():
+    data, options = plot_data("budget_curve", FAILURES)
+    assert "objective_diverged" not in options["metric"]
+    key = f"budget_curve_d_{OBJECTIVE}_objective_hypergrad_norm_HVPs"
+    assert [c["label"] for c in data[key]["data"]] == [
+        "C (diverged)", "D", "E"]

@@ -13,6 +13,8 @@ from pandas.api.types import is_numeric_dtype
 COUNT_COLUMNS = ("objective_n_grad", "objective_n_hvp", "objective_n_cross",
                  "objective_n_outer")
 COST_COLUMNS = ("objective_r_hvp", "objective_r_cross")
+#: True on the point where a curve was ended as diverged.
+DIVERGED_COLUMN = "objective_diverged"
 #: Metrics where a larger value is better; every other one is minimised.
 LARGER_IS_BETTER = ("objective_test_accuracy", "objective_val_accuracy",
                     "objective_corrupted_f1")
@@ -26,6 +28,7 @@ def metric_columns(df):
     return [column for column in df.columns
             if column.startswith("objective_") and column != "objective_name"
             and column not in COUNT_COLUMNS + COST_COLUMNS
+            and column != DIVERGED_COLUMN
             and is_numeric_dtype(df[column])]
 
 
@@ -94,12 +97,16 @@ def best_within_budget(df, metric, budget_column, budget):
     """For each dataset and solver, the median over repetitions of the best
     ``metric`` among the rows whose ``budget_column`` is at most ``budget``.
 
-    NaN values (diverged iterates) are skipped; a solver with no finite value
-    within the budget gets NaN. Returns a Series indexed by
-    (dataset_name, solver_name), in the order of ``df``.
+    NaN values (diverged iterates) and the points marked as diverged are
+    skipped; a solver with no finite value within the budget gets NaN.
+    Returns a Series indexed by (dataset_name, solver_name), in the order
+    of ``df``.
     """
     runs = ["dataset_name", "solver_name"]
-    within = df.loc[df[budget_column] <= budget, [*runs, "idx_rep", metric]]
+    kept = df[budget_column] <= budget
+    if DIVERGED_COLUMN in df.columns:
+        kept &= ~df[DIVERGED_COLUMN].fillna(False).astype(bool)
+    within = df.loc[kept, [*runs, "idx_rep", metric]]
     per_repetition = within.groupby([*runs, "idx_rep"])[metric]
     best = (per_repetition.max() if larger_is_better(metric)
             else per_repetition.min())
@@ -107,12 +114,56 @@ def best_within_budget(df, metric, budget_column, budget):
     return best.groupby(level=runs).median().reindex(all_runs)
 
 
-def bold_best(values, metric):
+def diverged_runs(df):
+    """The (dataset_name, solver_name) pairs of which a repetition diverged
+    (a row marked in ``objective_diverged``, or a non-finite value)."""
+    marked = np.zeros(len(df), dtype=bool)
+    if "objective_value" in df.columns:
+        marked |= ~np.isfinite(df["objective_value"].to_numpy(dtype=float))
+    if DIVERGED_COLUMN in df.columns:
+        marked |= df[DIVERGED_COLUMN].fillna(False).to_numpy(dtype=bool)
+    return set(df.loc[marked, ["dataset_name", "solver_name"]]
+               .itertuples(index=False, name=None))
+
+
+def ended_above_start(df, budget_column, budget):
+    """The (dataset_name, solver_name) pairs of which a repetition's last
+    value within the budget is above its first: a run that made the
+    upper level worse (saturated hyper-cleaning weights, where the
+    hypergradient is exactly 0) must not rank first on another metric."""
+    if "objective_value" not in df.columns:
+        return set()
+    runs = ["dataset_name", "solver_name", "idx_rep"]
+    within = df.loc[df[budget_column] <= budget].sort_values("stop_val")
+    values = within.groupby(runs)["objective_value"]
+    worse = values.last() > values.first()
+    return {run[:2] for run in worse[worse].index}
+
+
+def disqualified_runs(df, metric, budget_column, budget):
+    """(dataset, solver) -> why it cannot rank first within the budget:
+    'diverged', or, for a metric other than the value itself, 'value above
+    start'."""
+    reasons = {}
+    if metric != "objective_value":
+        reasons.update(dict.fromkeys(
+            ended_above_start(df, budget_column, budget), "value above start"))
+    reasons.update(dict.fromkeys(diverged_runs(df), "diverged"))
+    return reasons
+
+
+def bold_best(values, metric, disqualified=None):
     """Table cells: the best of ``values`` (all of them, on a tie) as
-    ``**value**``, which benchopt's HTML table renders in bold."""
-    finite = [value for value in values if np.isfinite(value)]
-    if not finite:
-        return list(values)
-    best = max(finite) if larger_is_better(metric) else min(finite)
-    return [f"**{float(value)!r}**" if value == best else value
-            for value in values]
+    ``**value**``, which benchopt's HTML table renders in bold.
+
+    ``disqualified`` (one reason or None per value) marks the values that
+    cannot be best: they are shown as ``value (reason)`` and never bold.
+    """
+    disqualified = disqualified or [None] * len(values)
+    finite = [value for value, reason in zip(values, disqualified)
+              if np.isfinite(value) and reason is None]
+    best = (None if not finite else max(finite) if larger_is_better(metric)
+            else min(finite))
+    return [f"{float(value)!r} ({reason})" if reason is not None
+            else f"**{float(value)!r}**" if value == best else value
+            for value, reason in zip(values, disqualified)]
