@@ -2,7 +2,9 @@
 
 Each solver runs N outer iterations (full batch) on one problem; at a few
 iterations the script prints the test accuracy of the solver's own (x, y),
-``max |x|`` and, for LancBiO, the state of its Lanczos basis: the loss of
+``max |x|``, the exact value ``phi(x)`` (the validation loss on
+hyper-cleaning) and the inner gap ``||y - y*(x)||``, and, for LancBiO, the
+state of its Lanczos basis: the loss of
 orthogonality ``||Q_j^T Q_j - I||`` and the true residual
 ``||b_k - A_k v_k||`` of its linear-system estimate against the estimate
 ``||b_k - A_bar v_k||`` that its tridiagonal matrix implies (the residual
@@ -14,7 +16,14 @@ Usage (from the benchmark folder):
         [--corruption-rate 0.5] [--n-outer 2000] [--solver NAME_PART]
         [--skip NAME ...] [--split N_TRAIN N_VAL N_TEST]
         [--at 316 600 900 2000] [--device cpu]
-        [--param NAME=VALUE ...]
+        [--param NAME=VALUE ...] [--dataset-param NAME=VALUE ...]
+        [--second-order]
+
+``--second-order`` also prints ``hypergrad_norm`` and
+``hypergrad_norm_at_y`` (the hypergradient formula at the solver's own y),
+for example on the LancBiO paper's synthetic problem:
+    python scripts/long_run_stability.py --dataset synthetic
+        --dataset-param n=1000 --second-order --at 2000
 """
 import argparse
 import time
@@ -41,9 +50,10 @@ def lanczos_diagnostics(solver, oracles):
 
 
 def run(benchmark, problem, solver_class, n_outer, checkpoints, device,
-        params):
+        params, second_order):
     objective = benchmark.get_benchmark_objective().get_instance(
-        device=device, hvp_mode="closed_form")
+        device=device, hvp_mode="closed_form",
+        second_order_metrics=second_order)
     objective.set_data(problem)
     solver = solver_class.get_instance(**params)
     RunContext().set_run_context(objective, "dataset", solver, repetition=0,
@@ -58,12 +68,13 @@ def run(benchmark, problem, solver_class, n_outer, checkpoints, device,
     def callback():
         k = next(calls)
         if k in checkpoints:
-            x, y = solver.x, solver.y
-            with torch.no_grad():
-                metrics = objective.problem.test_metrics(x, y)
+            metrics = objective.evaluate_result(**solver.get_result())
             row = dict(k=k, test_accuracy=metrics.get(
                 "test_accuracy", float("nan")),
-                max_abs_x=float(x.abs().max()))
+                max_abs_x=float(solver.x.abs().max()),
+                value=metrics["value"], inner_gap=metrics["inner_gap"],
+                hypergrad_norm=metrics["hypergrad_norm"],
+                hypergrad_norm_at_y=metrics["hypergrad_norm_at_y"])
             if solver.name == "LancBiO" and k > 0:
                 row["orthogonality"], row["residual"], row["dim"] = (
                     lanczos_diagnostics(solver, diagnostics))
@@ -72,6 +83,17 @@ def run(benchmark, problem, solver_class, n_outer, checkpoints, device,
 
     solver.run(callback)
     return rows, time.perf_counter() - start
+
+
+def parse_values(items):
+    """{name: value} from NAME=VALUE strings: None, a number or a string."""
+    values = {}
+    for item in items:
+        name, value = item.split("=")
+        values[name] = (None if value == "None" else float(value)
+                        if "." in value or "e" in value else
+                        int(value) if value.isdigit() else value)
+    return values
 
 
 def main():
@@ -90,6 +112,11 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--param", action="append", default=[],
                         help="solver parameter NAME=VALUE (repeatable)")
+    parser.add_argument("--dataset-param", action="append", default=[],
+                        help="dataset parameter NAME=VALUE (repeatable)")
+    parser.add_argument("--second-order", action="store_true",
+                        help="also print hypergrad_norm and "
+                        "hypergrad_norm_at_y")
     args = parser.parse_args()
     benchmark = Benchmark(ROOT)
     dataset_class = next(d for d in benchmark.get_datasets()
@@ -100,16 +127,12 @@ def main():
     if args.split is not None:
         dataset_params.update(zip(("n_train", "n_val", "n_test"),
                                   args.split))
+    dataset_params.update(parse_values(args.dataset_param))
     dataset = dataset_class.get_instance(**dataset_params)
     RunContext().set_run_context(None, dataset, None, repetition=0,
                                  base_seed=0)
     problem = dataset.get_data()["problem"]
-    params = {}
-    for item in args.param:
-        name, value = item.split("=")
-        params[name] = (None if value == "None" else float(value)
-                        if "." in value or "e" in value else
-                        int(value) if value.isdigit() else value)
+    params = parse_values(args.param)
     checkpoints = set(args.at)
     print(f"{dataset} | {args.n_outer} outer iterations | {params or ''}")
     for solver_class in benchmark.get_solvers():
@@ -121,11 +144,15 @@ def main():
         for variant in variants:
             rows, seconds = run(benchmark, problem, solver_class,
                                 args.n_outer, checkpoints, args.device,
-                                {**variant, **params})
+                                {**variant, **params}, args.second_order)
             label = solver_class.name + "".join(
                 f"[{v}]" for v in variant.values())
             cells = "  ".join(
                 f"k={r['k']}: {r['test_accuracy']:.3f}, {r['max_abs_x']:.3g}"
+                f" (phi {r['value']:.4g}, gap {r['inner_gap']:.2g}"
+                + (f", hypergrad {r['hypergrad_norm']:.2g}, at y "
+                   f"{r['hypergrad_norm_at_y']:.2g}" if args.second_order
+                   else "") + ")"
                 + (f" (|QtQ-I| {r['orthogonality']:.1e}, res "
                    f"{r['residual']:.1e}, j={r['dim']})"
                    if "orthogonality" in r else "")
