@@ -6,9 +6,12 @@ import time
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
 #: The wall-clock guard: a curve also ends once it has run (solver time and
-#: evaluations together) for this many times its solver-time budget, so
-#: that a run whose evaluations never end still ends.
+#: evaluations together) for this many times its solver-time budget plus
+#: WALL_CLOCK_GUARD_MARGIN seconds, so that a run whose evaluations never
+#: end still ends. The margin leaves a short budget room for its 20 or so
+#: log-spaced evaluations (a second or more each on hyper-cleaning).
 WALL_CLOCK_GUARD_FACTOR = 10
+WALL_CLOCK_GUARD_MARGIN = 300.0
 
 
 class SolverTimeBudget(SufficientProgressCriterion):
@@ -20,8 +23,8 @@ class SolverTimeBudget(SufficientProgressCriterion):
     curve ends once its solver time (benchopt's ``time`` column) reaches
     ``T``; the evaluation points are placed so that the last one falls at
     ``T`` rather than up to a factor ``rho`` beyond it. A wall-clock guard
-    of ``WALL_CLOCK_GUARD_FACTOR * T`` ends a curve whose evaluations take
-    much longer than its solver time.
+    of ``WALL_CLOCK_GUARD_FACTOR * T + WALL_CLOCK_GUARD_MARGIN`` ends a
+    curve whose evaluations take much longer than its solver time.
 
     **A diverged curve keeps its points.** benchopt ends a curve whose
     monitored value turns NaN (or jumps up by more than 1e5) with the status
@@ -36,7 +39,8 @@ class SolverTimeBudget(SufficientProgressCriterion):
         criterion.solver_time_budget = timeout
         criterion._deadline = (
             None if timeout is None
-            else time.time() + WALL_CLOCK_GUARD_FACTOR * timeout)
+            else time.time() + WALL_CLOCK_GUARD_FACTOR * timeout
+            + WALL_CLOCK_GUARD_MARGIN)
         return criterion
 
     def should_stop(self, stop_val, objective_list):

@@ -71,6 +71,7 @@ def test_slow_evaluations_do_not_shorten_the_solver_time_budget(quadratic):
 def test_the_wall_clock_guard_ends_a_curve_whose_evaluations_never_end(
         quadratic, monkeypatch):
     monkeypatch.setattr(stopping, "WALL_CLOCK_GUARD_FACTOR", 2)
+    monkeypatch.setattr(stopping, "WALL_CLOCK_GUARD_MARGIN", 0.0)
     budget = 0.3
     curve, status, wall = run_curve(quadratic, budget,
                                     evaluation_seconds=0.25)
