@@ -146,6 +146,26 @@ class Oracles:
         _, pullback = vjp(lambda y_: self._grad_g_y(x, y_), y)
         return pullback(v)[0]
 
+    def hessian_at(self, x, y):
+        """``u -> d2_yy g(x, y) u`` at a fixed (x, y), for the many products
+        of one linear solve: what does not depend on u (the linearisation
+        of d_y g, or a problem's curvature weights) is computed once. Each
+        call counts one HVP."""
+        if self.hvp_mode == "closed_form":
+            product = self.problem.closed_form_hessian_at(x, y)
+        elif self.hvp_mode == "reverse":
+            _, pullback = vjp(lambda y_: self._grad_g_y(x, y_), y)
+
+            def product(u):
+                return pullback(u)[0]
+        else:
+            return lambda u: self.hvp(x, y, u)
+
+        def counted(u):
+            self.n_hvp += 1
+            return product(u)
+        return counted
+
     def cross(self, x, y, v):
         """d2_xy g(x, y) v, a vector of the size of x."""
         self.n_cross += 1

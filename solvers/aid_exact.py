@@ -42,7 +42,7 @@ class Solver(BilevelSolver):
         # ||A v - b|| <= tol ||b||: reading ||b|| back is one host
         # synchronisation, as CG's own stopping test already needs.
         v, _ = conjugate_gradient(
-            lambda u: self.oracles.hvp(x, y, u), b, x0=v,
+            self.oracles.hessian_at(x, y), b, x0=v,
             tol=self.solve_tol * float(torch.linalg.vector_norm(b)),
             max_iter=self.max_cg_steps)
         x = x - self.outer_step * (grad_x_f - self.oracles.cross(x, y, v))

@@ -126,3 +126,35 @@ def test_problem_moves_to_float32(quadratic):
     torch.testing.assert_close(
         oracles.hvp(x, y, y), (quadratic.hessian @ quadratic.y0).float(),
         rtol=1e-5, atol=1e-4)
+
+
+def hessian_at_cases():
+    """(problem, mode) pairs: autodiff on the synthetic problem, and the
+    closed forms whose curvature weights are computed once."""
+    from conftest import small_regsel_problem
+    from benchmark_utils.problems.hypercleaning import HyperCleaningProblem
+    gen = torch.Generator().manual_seed(2)
+    features = torch.randn(30, 6, generator=gen)
+    labels = torch.randint(0, 10, (30,), generator=gen)
+    hyperclean = HyperCleaningProblem(
+        features, labels, features[:10], labels[:10], features[:10],
+        labels[:10], torch.zeros(30, dtype=torch.bool), reg=0.01)
+    synthetic = SyntheticProblem(n=30, kappa=50.0, seed=3)
+    return [(synthetic, "reverse"), (synthetic, "forward"),
+            (hyperclean, "closed_form"),
+            (small_regsel_problem(3, seed=1), "closed_form")]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_hessian_at_a_point_equals_each_hvp_and_counts_each_call(case):
+    problem, mode = hessian_at_cases()[case]
+    oracles = Oracles(problem, mode)
+    gen = torch.Generator().manual_seed(case)
+    x = problem.x0 + torch.randn(problem.x0.shape, generator=gen)
+    y = torch.randn(problem.y0.shape, generator=gen)
+    product = oracles.hessian_at(x, y)
+    for _ in range(3):
+        u = torch.randn(problem.y0.shape, generator=gen)
+        torch.testing.assert_close(product(u), oracles.hvp(x, y, u),
+                                   rtol=1e-12, atol=1e-14)
+    assert oracles.n_hvp == 6

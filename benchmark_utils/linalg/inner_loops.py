@@ -16,7 +16,8 @@ def inner_gradient_descent(oracles, x, y, n_steps, step_size):
     return y
 
 
-def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None):
+def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
+              gradient_target=None):
     """Minimise g(x, .) from ``y`` by a globalised inexact Newton method.
 
     Each step solves the Newton system by conjugate gradient with HVPs, to
@@ -26,6 +27,10 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None):
     ``tol * max(1, ||y||)``: with quadratic convergence, the error after
     that step is far below the step itself. Every derivative goes through
     ``oracles`` and is counted there.
+
+    ``gradient_target`` (a function of y) sets a gradient norm that is
+    enough at y: the method stops as soon as ``||grad|| <= target``, and
+    its CG solves stop at half the target instead of going further.
     """
     max_cg_steps = 10 * y.numel() if max_cg_steps is None else max_cg_steps
     for _ in range(max_newton_steps):
@@ -34,10 +39,15 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None):
         # Solved exactly, or diverged: nothing more to gain here.
         if gradient_norm == 0.0 or not math.isfinite(gradient_norm):
             break
-        forcing = min(0.5, math.sqrt(gradient_norm))
+        cg_tol = min(0.5, math.sqrt(gradient_norm)) * gradient_norm
+        if gradient_target is not None:
+            target = gradient_target(y)
+            if gradient_norm <= target:
+                break
+            cg_tol = max(cg_tol, 0.5 * target)
         direction, _ = conjugate_gradient(
-            lambda u: oracles.hvp(x, y, u), gradient,
-            tol=forcing * gradient_norm, max_iter=max_cg_steps)
+            oracles.hessian_at(x, y), gradient,
+            tol=cg_tol, max_iter=max_cg_steps)
         value = float(oracles.value_inner(x, y))
         slope = float(torch.dot(gradient, direction))
         step = 1.0

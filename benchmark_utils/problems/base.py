@@ -43,9 +43,22 @@ class BilevelProblem:
         """Lower-level function, a scalar tensor, strongly convex in ``y``."""
         raise NotImplementedError
 
+    def inner_strong_convexity(self, x):
+        """A lower bound, valid for every y, on the eigenvalues of
+        d2_yy g(x, y); None where the problem has none. It turns a residual
+        into an error bound, ||y - y*(x)|| <= ||d_y g(x, y)|| / mu, with
+        which the reference metrics solve only as accurately as their
+        reported digits need."""
+        return None
+
     def closed_form_hvp(self, x, y, v):
         """d2_yy g(x, y) v by the problem's own formula."""
         raise NotImplementedError
+
+    def closed_form_hessian_at(self, x, y):
+        """``v -> d2_yy g(x, y) v`` at a fixed (x, y); a problem overrides
+        it to compute once what does not depend on v."""
+        return lambda v: self.closed_form_hvp(x, y, v)
 
     def closed_form_cross(self, x, y, v):
         """d2_xy g(x, y) v (a vector of the size of x) by its own formula."""

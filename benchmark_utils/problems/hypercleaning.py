@@ -64,6 +64,10 @@ class HyperCleaningProblem(BilevelProblem):
         self.y0 = torch.zeros(N_CLASSES * self.n_features,
                               dtype=train_features.dtype)
 
+    def inner_strong_convexity(self, x):
+        """2 reg: the cross-entropy terms are convex (None for reg = 0)."""
+        return 2 * self.reg if self.reg > 0 else None
+
     def logits(self, y, features):
         return features @ y.view(N_CLASSES, self.n_features).T
 
@@ -99,6 +103,14 @@ class HyperCleaningProblem(BilevelProblem):
 
     def closed_form_hvp(self, x, y, v):
         return self._hvp(x, v, *self._probabilities_and_direction(y, v))
+
+    def closed_form_hessian_at(self, x, y):
+        """The training probabilities, computed once for every v: two
+        products with the data per HVP instead of three."""
+        probabilities = class_probabilities(
+            self.logits(y, self.train_features))
+        return lambda v: self._hvp(x, v, probabilities,
+                                   self.logits(v, self.train_features))
 
     def closed_form_cross(self, x, y, v):
         return self._cross(x, *self._probabilities_and_direction(y, v))

@@ -61,6 +61,10 @@ class QuadraticProblem(BilevelProblem):
         return (0.5 * torch.dot(y, self.hessian @ y)
                 + torch.dot(y, self.coupling @ x) + torch.dot(self.shift, y))
 
+    def inner_strong_convexity(self, x):
+        """The smallest eigenvalue of H, 1 by construction, less round-off."""
+        return 1.0 - 1e-9
+
     def closed_form_hvp(self, x, y, v):
         return self.hessian @ v
 

@@ -94,6 +94,10 @@ class RegSelProblem(BilevelProblem):
             return (logits[:, 0] > 0).long()
         return logits.argmax(dim=1)
 
+    def inner_strong_convexity(self, x):
+        """The smallest penalty exp(x_j): the cross-entropy is convex."""
+        return float(torch.exp(x.min()))
+
     def g(self, x, y):
         weights = y.view(self.n_features, self.n_columns)
         penalty = 0.5 * torch.dot(torch.exp(x), torch.sum(weights ** 2, 1))
@@ -112,6 +116,21 @@ class RegSelProblem(BilevelProblem):
         direction = v.view(self.n_features, self.n_columns)
         return ((features.T @ curvature) / len(self.train_labels)
                 + torch.exp(x)[:, None] * direction).reshape(-1)
+
+    def closed_form_hessian_at(self, x, y):
+        """The training probabilities, computed once for every v: two
+        products with the data per HVP instead of three."""
+        features = self.train_features
+        probabilities = class_probabilities(self.logits(y, features))
+        penalties = torch.exp(x)[:, None]
+
+        def product(v):
+            curvature = cross_entropy_curvature(probabilities,
+                                                self.logits(v, features))
+            direction = v.view(self.n_features, self.n_columns)
+            return ((features.T @ curvature) / len(self.train_labels)
+                    + penalties * direction).reshape(-1)
+        return product
 
     def closed_form_cross(self, x, y, v):
         """(d2_xW g V)_j = exp(x_j) <W_j, V_j>: only the penalty depends on

@@ -55,6 +55,11 @@ class SyntheticProblem(BilevelProblem):
         return (self.c1 * torch.cos(torch.dot(x, self.d1 * y))
                 + 0.5 * torch.sum((self.d2 * x - y) ** 2))
 
+    def inner_strong_convexity(self, x):
+        """1 - c2: G >= I, D3 >= 0, the log-sum-exp is convex and the sine
+        term's curvature is at least -c2."""
+        return 1.0 - self.c2
+
     def g(self, x, y):
         return (self.c2 * torch.sum(torch.sin(x + y))
                 + torch.logsumexp(x * y, dim=0)
