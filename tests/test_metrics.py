@@ -26,12 +26,12 @@ def test_value_and_hypergradient_match_closed_form(quadratic):
             n_outer=4)
         exact_grad = quadratic.hypergradient(x)
         assert metrics["value"] == pytest.approx(float(quadratic.value(x)),
-                                                 rel=1e-12)
+                                                 rel=1e-6)
         assert metrics["hypergrad_norm"] == pytest.approx(
-            float(torch.linalg.vector_norm(exact_grad)), rel=1e-8)
+            float(torch.linalg.vector_norm(exact_grad)), rel=1e-6)
         assert metrics["inner_gap"] == pytest.approx(float(
             torch.linalg.vector_norm(y - quadratic.inner_solution(x))),
-            rel=1e-10)
+            rel=1e-6)
         residual = quadratic.hessian @ v - (y - quadratic.target)
         assert metrics["linsys_residual"] == pytest.approx(
             float(torch.linalg.vector_norm(residual)), rel=1e-10)
@@ -39,7 +39,7 @@ def test_value_and_hypergradient_match_closed_form(quadratic):
         at_y = quadratic.rho * x - quadratic.coupling.T @ torch.linalg.solve(
             quadratic.hessian, y - quadratic.target)
         assert metrics["hypergrad_norm_at_y"] == pytest.approx(
-            float(torch.linalg.vector_norm(at_y)), rel=1e-8)
+            float(torch.linalg.vector_norm(at_y)), rel=1e-6)
         assert metrics["diverged"] is False
         assert (metrics["n_grad"], metrics["n_hvp"], metrics["n_cross"],
                 metrics["n_outer"]) == (1, 2, 3, 4)
@@ -54,7 +54,7 @@ def test_second_order_metrics_can_be_left_out(quadratic):
     for key in ("hypergrad_norm", "hypergrad_norm_at_y", "linsys_residual"):
         assert math.isnan(metrics[key])
     assert metrics["value"] == pytest.approx(float(quadratic.value(x)),
-                                             rel=1e-12)
+                                             rel=1e-6)
     with pytest.raises(ValueError, match="second_order_metrics must be one"):
         make_objective(quadratic, second_order_metrics="no")
 
@@ -77,7 +77,7 @@ def test_float32_run_is_judged_in_float64(quadratic):
         x=x, y=quadratic.y0.float(), v=None,
         counts=dict(n_grad=0, n_hvp=0, n_cross=0), n_outer=0)
     exact = torch.linalg.vector_norm(quadratic.hypergradient(x.double()))
-    assert metrics["hypergrad_norm"] == pytest.approx(float(exact), rel=1e-8)
+    assert metrics["hypergrad_norm"] == pytest.approx(float(exact), rel=1e-6)
 
 
 def test_nonfinite_iterates_give_nan_metrics(quadratic):
@@ -97,13 +97,16 @@ def test_nonfinite_iterates_give_nan_metrics(quadratic):
         x=quadratic.x0, y=quadratic.y0, v=None,
         counts=dict(n_grad=0, n_hvp=0, n_cross=0), n_outer=0)
     assert good["value"] == pytest.approx(float(quadratic.value(
-        quadratic.x0)), rel=1e-12)
+        quadratic.x0)), rel=1e-6)
 
 
 def test_synthetic_hypergradient_matches_finite_differences_of_phi():
     problem = SyntheticProblem(n=40, kappa=100.0, seed=5)
     objective = make_objective(problem)
     reference = objective.reference
+    # Finite differences of phi need phi to round-off: fixed-tolerance
+    # solves, not the metrics' 1e-6.
+    reference.rtol = None
     x = problem.x0
     hypergradient, _ = reference.hypergradient(x)
     gen = torch.Generator().manual_seed(1)

@@ -11,6 +11,19 @@ from reference_curves import CURVES, REFERENCE_FILE, compute_curves
 #: Relative tolerance: the same operations in the same order give the same
 #: floating-point numbers; a reordered sum may move the last digits.
 RTOL = 1e-10
+#: AID-exact stops its solves at a relative tolerance of 1e-10: a round-off
+#: change (another torch or BLAS version) can move a stop by one CG step,
+#: which moves its iterates by about that tolerance and its counts by one
+#: HVP in a few hundred.
+TOLERANCE_STOPPED = {"AID-exact": dict(metrics=1e-8, counts=1e-2)}
+COUNTS = ("n_grad", "n_hvp", "n_cross", "n_outer")
+
+
+def tolerance(label, metric):
+    if label not in TOLERANCE_STOPPED:
+        return RTOL
+    kind = "counts" if metric in COUNTS else "metrics"
+    return TOLERANCE_STOPPED[label][kind]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +45,7 @@ def test_curve_is_unchanged(curves, label):
             got = curves[problem][label][metric]
             for k, (a, b) in enumerate(zip(got, expected)):
                 assert (math.isnan(a) and math.isnan(b)) or math.isclose(
-                    a, b, rel_tol=RTOL, abs_tol=1e-300), (
+                    a, b, rel_tol=tolerance(label, metric),
+                    abs_tol=1e-300), (
                     f"{label} on {problem}: {metric} at point {k} is {a}, "
                     f"was {b}")

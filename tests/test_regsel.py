@@ -145,6 +145,9 @@ def test_hypergrad_norm_matches_finite_differences_of_phi(n_classes):
         x=x, y=problem.y0, v=None, counts=dict(n_grad=0, n_hvp=0, n_cross=0),
         n_outer=0)
     reference = make_objective(problem).reference
+    # Finite differences of phi need phi to round-off: fixed-tolerance
+    # solves, not the metrics' 1e-6.
+    reference.rtol = None
 
     def phi(point):
         return float(problem.f(point, reference.inner_solution(point)))
@@ -155,7 +158,7 @@ def test_hypergrad_norm_matches_finite_differences_of_phi(n_classes):
     assert metrics["hypergrad_norm"] == pytest.approx(
         float(torch.linalg.vector_norm(finite_difference)), rel=1e-6)
     assert metrics["hypergrad_norm"] > 1e-3
-    assert metrics["value"] == pytest.approx(phi(x), rel=1e-12)
+    assert metrics["value"] == pytest.approx(phi(x), rel=1e-6)
 
 
 def test_peak_memory_of_one_oracle_call_at_news20_size():
