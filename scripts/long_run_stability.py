@@ -3,7 +3,9 @@
 Each solver runs N outer iterations (full batch) on one problem; at a few
 iterations the script prints the test accuracy of the solver's own (x, y),
 ``max |x|``, the exact value ``phi(x)`` (the validation loss on
-hyper-cleaning) and the inner gap ``||y - y*(x)||``, and, for LancBiO, the
+hyper-cleaning), the inner gap ``||y - y*(x)||`` and the test accuracy of
+``(x, y*(x))`` (what x is worth once the lower level is solved), and, for
+LancBiO, the
 state of its Lanczos basis: the loss of
 orthogonality ``||Q_j^T Q_j - I||`` and the true residual
 ``||b_k - A_k v_k||`` of its linear-system estimate against the estimate
@@ -69,10 +71,18 @@ def run(benchmark, problem, solver_class, n_outer, checkpoints, device,
         k = next(calls)
         if k in checkpoints:
             metrics = objective.evaluate_result(**solver.get_result())
+            # y*(x) was just solved for the metrics: warm, no extra work.
+            y_star = objective.reference.inner_solution(
+                solver.x.to(torch.float64))
+            with torch.no_grad():
+                at_y_star = objective.problem.test_metrics(
+                    solver.x, y_star.to(solver.x.dtype))
             row = dict(k=k, test_accuracy=metrics.get(
                 "test_accuracy", float("nan")),
                 max_abs_x=float(solver.x.abs().max()),
                 value=metrics["value"], inner_gap=metrics["inner_gap"],
+                accuracy_at_y_star=at_y_star.get("test_accuracy",
+                                                 float("nan")),
                 hypergrad_norm=metrics["hypergrad_norm"],
                 hypergrad_norm_at_y=metrics["hypergrad_norm_at_y"])
             if solver.name == "LancBiO" and k > 0:
@@ -149,7 +159,8 @@ def main():
                 f"[{v}]" for v in variant.values())
             cells = "  ".join(
                 f"k={r['k']}: {r['test_accuracy']:.3f}, {r['max_abs_x']:.3g}"
-                f" (phi {r['value']:.4g}, gap {r['inner_gap']:.2g}"
+                f" (phi {r['value']:.4g}, gap {r['inner_gap']:.2g}, at y* "
+                f"{r['accuracy_at_y_star']:.3f}"
                 + (f", hypergrad {r['hypergrad_norm']:.2g}, at y "
                    f"{r['hypergrad_norm_at_y']:.2g}" if args.second_order
                    else "") + ")"
