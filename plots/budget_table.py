@@ -13,8 +13,9 @@ class Plot(BasePlot):
     largest value for accuracies and F1 scores, the smallest otherwise.
 
     A solver of which a repetition diverged, or (for a metric other than
-    the value) ended the budget with a value above its start, is marked so
-    and never in bold."""
+    the value) ended the budget with a value above its start, or (for a
+    hypergradient norm) reached exactly 0, a derivative that vanished, is
+    marked so and never in bold."""
 
     name = "Budget table"
     type = "table"

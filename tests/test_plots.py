@@ -194,20 +194,23 @@ def test_html_report_has_the_custom_plots_and_every_solver(html_run):
     assert "Hypergradient norm vs gradient-equivalent work" in page
 
 
-# Three solvers on one dataset, one repetition each: C diverges (marked) after
-# reaching the smallest hypergradient norm, D saturates (hypergradient 0)
-# while its value ends above its start, E is the honest best.
+# Four solvers on one dataset, one repetition each: C diverges (marked)
+# after reaching the smallest hypergradient norm, D ends with a value above
+# its start, F saturates (hypergradient exactly 0) with a value below its
+# start, E is the honest best.
 FAILURES = results([
     ("d", "C", 0, 0, 0.0, 0, 0, 0, 8.0, 0.1),
     ("d", "C", 0, 1, 1.0, 0, 5, 0, 1e-6, 0.2),
     ("d", "C", 0, 2, 2.0, 0, 9, 0, 1e-7, 0.1),
     ("d", "D", 0, 0, 0.0, 0, 0, 0, 8.0, 0.1),
-    ("d", "D", 0, 1, 1.0, 0, 5, 0, 0.0, 0.1),
+    ("d", "D", 0, 1, 1.0, 0, 5, 0, 1e-3, 0.1),
     ("d", "E", 0, 0, 0.0, 0, 0, 0, 8.0, 0.1),
     ("d", "E", 0, 1, 1.0, 0, 5, 0, 0.5, 0.9),
-]).assign(objective_value=[2.0, 1.0, 1e9, 2.0, 2.5, 2.0, 1.5],
+    ("d", "F", 0, 0, 0.0, 0, 0, 0, 8.0, 0.1),
+    ("d", "F", 0, 1, 1.0, 0, 5, 0, 0.0, 0.5),
+]).assign(objective_value=[2.0, 1.0, 1e9, 2.0, 2.5, 2.0, 1.5, 2.0, 1.8],
           objective_diverged=[False, False, True, False, False, False,
-                              False])
+                              False, False, False])
 
 
 def test_budget_table_never_ranks_a_diverged_or_worsened_run_first():
@@ -215,14 +218,17 @@ def test_budget_table_never_ranks_a_diverged_or_worsened_run_first():
     table = data[f"budget_table_{OBJECTIVE}_objective_hypergrad_norm_1_10"]
     assert table["data"] == [
         ["d", "C", "1e-06 (diverged)", "1e-06 (diverged)"],
-        ["d", "D", "0.0 (value above start)", "0.0 (value above start)"],
-        ["d", "E", "**0.5**", "**0.5**"]]
+        ["d", "D", "0.001 (value above start)", "0.001 (value above start)"],
+        ["d", "E", "**0.5**", "**0.5**"],
+        ["d", "F", "0.0 (hypergradient vanished)",
+         "0.0 (hypergradient vanished)"]]
     # On the value itself a worse value ranks itself; a diverged run is
     # still marked (its best value came before it diverged).
     value = data[f"budget_table_{OBJECTIVE}_objective_value_1_10"]
     assert value["data"] == [["d", "C", "1.0 (diverged)", "1.0 (diverged)"],
                              ["d", "D", 2.0, 2.0],
-                             ["d", "E", "**1.5**", "**1.5**"]]
+                             ["d", "E", "**1.5**", "**1.5**"],
+                             ["d", "F", 1.8, 1.8]]
 
 
 def test_budget_curve_labels_a_diverged_solver_and_plots_no_status():
@@ -230,4 +236,4 @@ def test_budget_curve_labels_a_diverged_solver_and_plots_no_status():
     assert "objective_diverged" not in options["metric"]
     key = f"budget_curve_d_{OBJECTIVE}_objective_hypergrad_norm_HVPs"
     assert [c["label"] for c in data[key]["data"]] == [
-        "C (diverged)", "D", "E"]
+        "C (diverged)", "D", "E", "F"]

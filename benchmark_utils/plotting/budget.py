@@ -15,6 +15,10 @@ COUNT_COLUMNS = ("objective_n_grad", "objective_n_hvp", "objective_n_cross",
 COST_COLUMNS = ("objective_r_hvp", "objective_r_cross")
 #: True on the point where a curve was ended as diverged.
 DIVERGED_COLUMN = "objective_diverged"
+#: Hypergradient norms, which are exactly 0 only where a derivative
+#: vanished.
+VANISHING_METRICS = ("objective_hypergrad_norm",
+                     "objective_hypergrad_norm_at_y")
 #: Metrics where a larger value is better; every other one is minimised.
 LARGER_IS_BETTER = ("objective_test_accuracy", "objective_val_accuracy",
                     "objective_corrupted_f1")
@@ -140,11 +144,28 @@ def ended_above_start(df, budget_column, budget):
     return {run[:2] for run in worse[worse].index}
 
 
+def vanished_hypergradient(df, metric, budget_column, budget):
+    """The (dataset_name, solver_name) pairs of which a repetition's
+    ``metric`` (a hypergradient norm) is exactly 0 within the budget after
+    a non-zero start: in floating point that is a derivative that vanished
+    (hyper-cleaning weights sigma(x_i) saturated at 0 or 1, where
+    sigma'(x_i) rounds to 0), not a stationary point."""
+    runs = ["dataset_name", "solver_name", "idx_rep"]
+    within = df.loc[df[budget_column] <= budget].sort_values("stop_val")
+    values = within.groupby(runs)[metric]
+    vanished = (values.min() == 0) & (values.first() != 0)
+    return {run[:2] for run in vanished[vanished].index}
+
+
 def disqualified_runs(df, metric, budget_column, budget):
     """(dataset, solver) -> why it cannot rank first within the budget:
-    'diverged', or, for a metric other than the value itself, 'value above
-    start'."""
+    'diverged'; for a hypergradient norm, 'hypergradient vanished'; for a
+    metric other than the value itself, 'value above start'."""
     reasons = {}
+    if metric in VANISHING_METRICS:
+        reasons.update(dict.fromkeys(
+            vanished_hypergradient(df, metric, budget_column, budget),
+            "hypergradient vanished"))
     if metric != "objective_value":
         reasons.update(dict.fromkeys(
             ended_above_start(df, budget_column, budget), "value above start"))
