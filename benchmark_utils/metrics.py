@@ -281,6 +281,7 @@ class ReferenceMetrics:
                     needed, self.y_error_needed(x, point, y)))
         return hypergradient, at_y, y_star
 
+
 class DivergenceRule:
     """Whether a curve's point shows that it diverged, judged against the
     metrics at the start ``(x0, y0)``: non-finite iterates or value, a y
