@@ -8,7 +8,13 @@ from benchopt.utils.parametrized_name_mixin import _get_used_parameters
 
 from conftest import BENCHMARK, ROOT
 
-RUN_CONFIGS = sorted((ROOT / "configs").glob("*.yml"))
+RUN_CONFIGS = sorted((ROOT / "configs").glob("*.yml")) + sorted(
+    (ROOT / "configs" / "tuned").glob("*.yml"))
+#: Evaluations of a curve are log-spaced (each 1.5 times the last
+#: iteration), so --max-runs N ends a curve after about 1.5^N iterations:
+#: at 20 a solver at 0.3 ms per iteration stops after 1 s whatever its
+#: --timeout. 50 allows 6e8 iterations: the solver-time budget binds.
+MIN_MAX_RUNS = 50
 
 
 def load(path):
@@ -28,6 +34,13 @@ def test_run_config_resolves(path):
     assert instances(BENCHMARK.check_dataset_patterns(config["dataset"]))
     if "solver" in config:
         assert instances(BENCHMARK.check_solver_patterns(config["solver"]))
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: p.name)
+def test_the_solver_time_budget_binds_before_max_runs(path):
+    config = load(path)
+    if "timeout" in config:
+        assert config.get("max-runs", 100) >= MIN_MAX_RUNS
 
 
 def test_paper_synthetic_runs_every_solver_on_the_papers_problem():
