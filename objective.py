@@ -55,6 +55,8 @@ class Objective(BaseObjective):
 
     def set_data(self, problem):
         check_choice("hvp_mode", self.hvp_mode, ("auto",) + HVP_MODES)
+        check_choice("second_order_metrics", self.second_order_metrics,
+                     (True, False))
         device = resolve_device(self.device)
         self.problem = problem.to(device, resolve_dtype(self.dtype))
         # The reference is built from the dataset's float64 data, not from
@@ -63,8 +65,6 @@ class Objective(BaseObjective):
         # The start (x0, y0) that every curve leaves from, against which a
         # point is judged diverged; it also warm-starts the first
         # evaluation of every curve.
-        check_choice("second_order_metrics", self.second_order_metrics,
-                     (True, False))
         x0, y0 = self.reference.problem.x0, self.reference.problem.y0
         start = self.reference.evaluate(x0, y0, None, second_order=False)
         self.diverged = DivergenceRule(start, float(torch.linalg.vector_norm(

@@ -164,9 +164,7 @@ class ReferenceMetrics:
         """
         grad_x_f, grad_y_f = self.oracles.grad_outer(x, y)
         scale = max(1.0, norm(grad_y_f))
-
         matvec = self.oracles.hessian_at(x, y)
-
         candidates = [start for start in starts
                       if torch.isfinite(start).all()]
         residuals = [norm(matvec(start) - grad_y_f) for start in candidates]
