@@ -12,6 +12,7 @@ from benchopt import BaseSolver
 
 from benchmark_utils.device import synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
+from benchmark_utils.tuned_steps import TUNED, tuned_step
 from benchmark_utils.validation import check_positive
 
 #: Safety margin on the power-iteration estimate of the inner Lipschitz
@@ -93,7 +94,13 @@ class BilevelSolver(BaseSolver):
         largest eigenvalue of d2_yy g at the starting point, estimated by
         power iteration at set-up (outside the timed run). On x
         (``step_size_outer``): a positive number, in units of the problem's
-        ``outer_step_unit`` (see :meth:`on_x`)."""
+        ``outer_step_unit`` (see :meth:`on_x`). Any of them: 'tuned', for
+        the value that the tuning protocol chose for this solver on the
+        run's dataset (:func:`benchmark_utils.tuned_steps.tuned_step`)."""
+        if value == TUNED:
+            context = self._run_context
+            value = tuned_step(self, name, None if context is None
+                               else context.dataset_name)
         if name == "step_size_outer":
             check_positive(name, value)
             return self.on_x(float(value))

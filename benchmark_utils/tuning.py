@@ -15,14 +15,14 @@ from benchopt.utils.parametrized_name_mixin import (_get_used_parameters,
                                                    product_param)
 
 from benchmark_utils.solver import LIPSCHITZ_MARGIN
+from benchmark_utils.tuned_steps import STEP_SIZE_PREFIX, TUNED
 
-#: A solver parameter is a step size when its name starts with this, as
+#: Of the step sizes (the parameters named STEP_SIZE_PREFIX...), as
 #: ``BilevelSolver.step_size`` reads them: ``step_size_outer`` moves x, in
 #: the problem's ``outer_step_unit``; every other one (``step_size_inner``
 #: on y, ``step_size_linsys`` on v, BOME's ``step_size_joint`` on (x, y))
 #: is a step on a function with the lower level's curvature, and 'auto'
 #: is 1 / (1.1 L).
-STEP_SIZE_PREFIX = "step_size_"
 OUTER_STEP = "step_size_outer"
 #: Coordinate search tunes the steps in this order, the other step names
 #: (``step_size_joint``) between the last two: the lower level and the
@@ -169,9 +169,13 @@ def solver_curves(solver_class, selection=None):
     """The parameter sets (one curve each) of ``solver_class`` whose steps
     the protocol tunes: those that ``selection`` (a benchopt selection
     dict; the class defaults when None) expands to, merged when they differ
-    only in their step sizes (the first one's steps are the defaults)."""
+    only in their step sizes (the first one's steps are the defaults). A
+    step given as 'tuned' (a run config that runs the tuned steps, such as
+    the quickstart) is tuned from its class default."""
     curves = {}
     for params in _get_used_parameters(solver_class, selection or {}):
+        params = {key: (solver_class.parameters[key][0] if value == TUNED
+                        else value) for key, value in params.items()}
         fixed = tuple((key, repr(value)) for key, value in params.items()
                       if not key.startswith(STEP_SIZE_PREFIX))
         curves.setdefault(fixed, params)

@@ -17,8 +17,8 @@ from benchopt.utils.run_context import RunContext
 from conftest import BENCHMARK, ROOT, get_solver_class, make_objective
 
 from benchmark_utils.tuning import (TuningCurve, curve_score,
-                                    select_candidate, step_size_grid,
-                                    tuned_step_sizes)
+                                    select_candidate, solver_curves,
+                                    step_size_grid, tuned_step_sizes)
 
 SCRIPT = ROOT / "scripts" / "tune_step_sizes.py"
 SEEDS = (1001, 1002, 1003)
@@ -260,6 +260,17 @@ def test_the_steps_tuned_are_each_solvers_step_sizes():
         ("SubBiO", None): [inner, linsys, outer_step],
         ("TTSA", None): [inner, linsys, outer_step],
     }
+
+
+def test_a_tuned_step_of_the_source_config_is_tuned_from_its_default():
+    amigo = get_solver_class("AmIGO")
+    curves = solver_curves(amigo, {"step_size_inner": ["tuned"],
+                                   "step_size_outer": ["tuned"]})
+    assert curves == list(_get_used_parameters(amigo, {}))
+    assert [curve["inner_solver"] for curve in curves] == ["gd", "cg"]
+    assert solver_curves(amigo, {"step_size_outer": ["tuned"],
+                                 "inner_solver": ["cg"]}) == [
+        next(_get_used_parameters(amigo, {"inner_solver": ["cg"]}))]
 
 
 def test_coordinate_candidates_vary_one_step_from_the_incumbent():

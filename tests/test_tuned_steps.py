@@ -1,0 +1,126 @@
+"""Step sizes given as 'tuned' (benchmark_utils/tuned_steps.py): read from
+the tuned run config of the run's dataset, for the entry of the solver's
+own curve; and every curve of the quickstart finds its entry in the
+committed configs."""
+import pytest
+import yaml
+from benchopt.utils.parametrized_name_mixin import _get_used_parameters
+from benchopt.utils.run_context import RunContext
+from conftest import BENCHMARK, ROOT, get_solver_class, make_objective
+
+from benchmark_utils import tuned_steps
+
+DATASET = "quadratic[dim_x=10,dim_y=20,kappa=10.0]"
+TUNED_CONFIG = {
+    "dataset": ["quadratic[kappa=10,dim_x=10,dim_y=20]"],
+    "solver": [
+        "SOBA[step_size_inner=0.0123,step_size_outer=3.16]",
+        "AmIGO[inner_solver=gd,step_size_inner=0.01,step_size_linsys=0.02,"
+        "step_size_outer=0.5]",
+        "AmIGO[inner_solver=cg,step_size_inner=auto,step_size_outer=4.0]",
+        "LancBiO[step_size_inner=0.03,step_size_outer=2.0]",
+    ],
+}
+
+
+@pytest.fixture
+def tuned_dir(tmp_path, monkeypatch):
+    """A tuned-config folder holding TUNED_CONFIG, in place of
+    configs/tuned/."""
+    (tmp_path / "quadratic.yml").write_text(yaml.safe_dump(TUNED_CONFIG))
+    monkeypatch.setattr(tuned_steps, "TUNED_CONFIGS", tmp_path)
+    return tmp_path
+
+
+def set_up(name, problem, dataset_name=DATASET, **params):
+    """Solver ``name`` with ``params``, set up on ``problem`` as a benchopt
+    run on the dataset named ``dataset_name`` sets it up."""
+    objective = make_objective(problem)
+    solver = get_solver_class(name).get_instance(**params)
+    RunContext().set_run_context(objective, dataset_name, solver,
+                                 repetition=0, base_seed=0)
+    solver.set_objective(**objective.get_objective())
+    return solver
+
+
+def test_tuned_steps_are_the_entry_of_the_run_dataset(tuned_dir, quadratic):
+    solver = set_up("SOBA", quadratic, step_size_inner="tuned",
+                    step_size_outer="tuned")
+    unit = quadratic.outer_step_unit
+    assert solver.inner_step == 0.0123
+    assert solver.outer_step == 3.16 * unit
+
+
+def test_each_variant_reads_its_own_entry(tuned_dir, quadratic):
+    gd = set_up("AmIGO", quadratic, inner_solver="gd",
+                step_size_inner="tuned", step_size_linsys="tuned",
+                step_size_outer="tuned")
+    cg = set_up("AmIGO", quadratic, inner_solver="cg",
+                step_size_inner="tuned", step_size_linsys="tuned",
+                step_size_outer="tuned")
+    assert (gd.inner_step, gd.linsys_step) == (0.01, 0.02)
+    assert gd.outer_step == 0.5 * quadratic.outer_step_unit
+    # 'auto' as tuned resolves on the instance, as a plain 'auto' does.
+    assert cg.inner_step == set_up("AmIGO", quadratic,
+                                   inner_solver="cg").inner_step
+    assert cg.outer_step == 4.0 * quadratic.outer_step_unit
+
+
+def test_a_tuned_step_next_to_a_given_one(tuned_dir, quadratic):
+    solver = set_up("SOBA", quadratic, step_size_inner="tuned",
+                    step_size_outer=0.25)
+    assert solver.inner_step == 0.0123
+    assert solver.outer_step == 0.25 * quadratic.outer_step_unit
+
+
+def test_other_parameters_are_another_curve(tuned_dir, quadratic):
+    with pytest.raises(ValueError, match=r"has no entry for LancBiO\[.*"
+                       r"max_subspace_dim=20"):
+        set_up("LancBiO", quadratic, max_subspace_dim=20,
+               step_size_inner="tuned")
+    with pytest.raises(ValueError, match="has no entry for SubBiO"):
+        set_up("SubBiO", quadratic, step_size_inner="tuned")
+
+
+def test_an_untuned_dataset_is_named(tuned_dir, quadratic):
+    other = "quadratic[dim_x=10,dim_y=20,kappa=100.0]"
+    with pytest.raises(ValueError, match=r"step_size_inner='tuned': no run "
+                       r"config in .* is tuned for the dataset "
+                       r"quadratic\[dim_x=10,dim_y=20,kappa=100.0\]; give "
+                       r"step_size_inner a number or 'auto', or tune it"):
+        set_up("SOBA", quadratic, dataset_name=other,
+               step_size_inner="tuned")
+
+
+def test_tuned_needs_a_benchopt_run(tuned_dir, quadratic):
+    objective = make_objective(quadratic)
+    solver = get_solver_class("SOBA").get_instance(step_size_inner="tuned")
+    with pytest.raises(ValueError, match="only a benchopt run has"):
+        solver.set_objective(**objective.get_objective())
+
+
+def quickstart_curves():
+    """(dataset name, solver class, params) of every curve of the
+    quickstart that reads a tuned step."""
+    config = yaml.safe_load((ROOT / "configs" / "quickstart.yml").read_text())
+    datasets = [str(cls.get_instance(**params))
+                for cls, selection in BENCHMARK.check_dataset_patterns(
+                    config["dataset"])
+                for params in _get_used_parameters(cls, selection)]
+    return [(dataset, cls, params) for dataset in datasets
+            for cls, selection in BENCHMARK.check_solver_patterns(
+                config["solver"])
+            for params in _get_used_parameters(cls, selection)
+            if "tuned" in params.values()]
+
+
+def test_the_quickstart_runs_every_solver_at_tuned_steps():
+    curves = quickstart_curves()
+    solver_names = {cls.name for _, cls, _ in curves}
+    assert solver_names == {cls.name for cls in BENCHMARK.get_solvers()}
+    for dataset, cls, params in curves:
+        steps = [key for key, value in params.items() if value == "tuned"]
+        solver = cls.get_instance(**params)
+        for step in steps:
+            value = tuned_steps.tuned_step(solver, step, dataset)
+            assert value == "auto" or float(value) > 0, (dataset, step)
