@@ -3,14 +3,21 @@
 This is the only place where ``f`` and ``g`` are differentiated. Every call
 adds to a counter, in full-batch passes, so that methods are compared on the
 same currency: gradients, Hessian-vector products (HVPs) and cross products.
+Every oracle takes an optional ``batch`` of sample indices (design.md,
+section 6): a call on B of the problem's n samples (its training samples
+for the oracles of g, its validation samples for those of f) counts B / n,
+a full-batch call 1.
 
 Notation (LancBiO paper, Section 2): A = d2_yy g(x, y), b = d_y f(x, y),
 and the hypergradient  d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  with
 A v* = b.
 """
+from fractions import Fraction
+
 import torch
 from torch.func import grad, jvp, vjp
 
+from benchmark_utils.problems.base import batch_arguments
 from benchmark_utils.validation import check_choice
 
 #: Second-order products by automatic differentiation, for any problem.
@@ -34,26 +41,34 @@ def check_closed_form(problem, seed=0):
     """Raise a clear error if the problem's closed-form HVP or cross product
     disagrees with reverse-mode automatic differentiation at a random point
     near the start (a subclass that changed ``g`` but kept
-    ``has_closed_form_hvp`` would otherwise give silently wrong products).
-    The point moves y off y0, which is often 0, where some products vanish
-    exactly."""
+    ``has_closed_form_hvp`` would otherwise give silently wrong products),
+    on the full data and, for a problem with samples, on a random half of
+    its training samples. The point moves y off y0, which is often 0, where
+    some products vanish exactly."""
     generator = torch.Generator().manual_seed(seed)
     y_shift, v = (torch.randn(problem.y0.shape, generator=generator,
                               dtype=torch.float64).to(problem.y0)
                   for _ in range(2))
     x, y = problem.x0, problem.y0 + 0.1 * y_shift
+    batches = [None]
+    if problem.n_inner_samples is not None:
+        n_samples = problem.n_inner_samples
+        batches.append(torch.randperm(n_samples, generator=generator)[
+            :max(1, n_samples // 2)].to(problem.device))
     closed_form = Oracles(problem, "closed_form")
     autodiff = Oracles(problem, "reverse")
     rtol = CLOSED_FORM_RTOL.get(problem.dtype, 1e-3)
-    for name in ("hvp", "cross"):
-        expected = getattr(autodiff, name)(x, y, v)
+    for batch, name in [(batch, name) for batch in batches
+                        for name in ("hvp", "cross")]:
+        expected = getattr(autodiff, name)(x, y, v, batch)
         error = torch.linalg.vector_norm(
-            getattr(closed_form, name)(x, y, v) - expected)
+            getattr(closed_form, name)(x, y, v, batch) - expected)
         scale = torch.linalg.vector_norm(expected)
         if not error <= rtol * max(float(scale), 1e-30):
+            where = "" if batch is None else " on a minibatch"
             raise ValueError(
                 f"The {problem.name} problem's closed_form_{name} disagrees "
-                "with automatic differentiation (relative error "
+                f"with automatic differentiation{where} (relative error "
                 f"{float(error / scale):.2e} > {rtol:g}): fix it, or set "
                 "has_closed_form_hvp = False on a problem whose g differs "
                 "from the one its closed forms were written for.")
@@ -61,6 +76,19 @@ def check_closed_form(problem, seed=0):
 
 class Oracles:
     """Derivatives of a :class:`BilevelProblem`, with call counters.
+
+    Every oracle takes an optional ``batch``: a 1-D int64 tensor of sample
+    indices on the problem's device (training samples for the oracles of
+    g, validation samples for those of f), or None for the full data. A
+    batch on a problem without samples is an error.
+
+    **Counts** are in full-batch passes: a call on B of n samples adds
+    B / n to its counter, a full-batch call 1. They are kept exact: the
+    oracles tally the samples each counter has read, by level (g's training
+    samples, f's validation samples), as integers, and ``n_grad``,
+    ``n_hvp`` and ``n_cross`` are those tallies divided by n, rounded once
+    to a float; so 100 calls on 64 of 5,000 samples count exactly
+    ``6400 / 5000``, in any order of calls.
 
     Parameters
     ----------
@@ -88,6 +116,10 @@ class Oracles:
         self._grad_g = grad(problem.g, argnums=(0, 1))
         self._grad_g_y = grad(problem.g, argnums=1)
         self._grad_g_x = grad(problem.g, argnums=0)
+        # One full pass: all the samples, or one call for a problem
+        # without samples.
+        self._n_inner = problem.n_inner_samples or 1
+        self._n_outer = problem.n_outer_samples or 1
         self.reset()
 
     @property
@@ -96,95 +128,153 @@ class Oracles:
 
     def reset(self):
         """Set every counter to zero (at the start of a solver's run)."""
-        self.n_grad = 0
-        self.n_hvp = 0
-        self.n_cross = 0
+        self._inner_grad_samples = 0
+        self._outer_grad_samples = 0
+        self._hvp_samples = 0
+        self._cross_samples = 0
+
+    @property
+    def n_grad(self):
+        """Gradients of g and of f, in full passes over their samples."""
+        return float(Fraction(self._inner_grad_samples, self._n_inner)
+                     + Fraction(self._outer_grad_samples, self._n_outer))
+
+    @property
+    def n_hvp(self):
+        return float(Fraction(self._hvp_samples, self._n_inner))
+
+    @property
+    def n_cross(self):
+        return float(Fraction(self._cross_samples, self._n_inner))
 
     def counts(self):
         return dict(n_grad=self.n_grad, n_hvp=self.n_hvp,
                     n_cross=self.n_cross)
 
+    def _inner_samples(self, batch):
+        """How many training samples an oracle of g reads on ``batch``."""
+        if batch is None:
+            return self._n_inner
+        return self._batch_size(batch, self.problem.n_inner_samples)
+
+    def _outer_samples(self, batch):
+        """How many validation samples an oracle of f reads on ``batch``."""
+        if batch is None:
+            return self._n_outer
+        return self._batch_size(batch, self.problem.n_outer_samples)
+
+    def _batch_size(self, batch, n_samples):
+        """The size of a batch, after the checks that cost no device
+        synchronisation (the indices' range is not checked)."""
+        if n_samples is None:
+            raise ValueError(
+                f"The {self.problem.name} problem has no samples: its f and "
+                "g are not means over samples, so its oracles take no "
+                "minibatch (call them with batch=None).")
+        if (not isinstance(batch, torch.Tensor) or batch.dtype != torch.int64
+                or batch.dim() != 1 or len(batch) == 0):
+            raise ValueError(
+                "batch must be None or a non-empty 1-D int64 tensor of "
+                f"sample indices, got {batch!r}.")
+        return len(batch)
+
     # -- function values (not counted: no derivative is taken) --------------
 
-    def value_outer(self, x, y):
-        return self.problem.f(x, y)
+    def value_outer(self, x, y, batch=None):
+        if batch is not None:
+            self._batch_size(batch, self.problem.n_outer_samples)
+        return self.problem.f(x, y, *batch_arguments(batch))
 
-    def value_inner(self, x, y):
-        return self.problem.g(x, y)
+    def value_inner(self, x, y, batch=None):
+        if batch is not None:
+            self._batch_size(batch, self.problem.n_inner_samples)
+        return self.problem.g(x, y, *batch_arguments(batch))
 
     # -- first order ----------------------------------------------------------
 
-    def grad_inner(self, x, y):
+    def grad_inner(self, x, y, batch=None):
         """d_y g(x, y)."""
-        self.n_grad += 1
-        return self._grad_g_y(x, y)
+        self._inner_grad_samples += self._inner_samples(batch)
+        return self._grad_g_y(x, y, *batch_arguments(batch))
 
-    def grad_inner_x(self, x, y):
+    def grad_inner_x(self, x, y, batch=None):
         """d_x g(x, y), for penalty methods."""
-        self.n_grad += 1
-        return self._grad_g_x(x, y)
+        self._inner_grad_samples += self._inner_samples(batch)
+        return self._grad_g_x(x, y, *batch_arguments(batch))
 
-    def grad_inner_xy(self, x, y):
+    def grad_inner_xy(self, x, y, batch=None):
         """(d_x g(x, y), d_y g(x, y)) from one backward pass."""
-        self.n_grad += 1
-        return self._grad_g(x, y)
+        self._inner_grad_samples += self._inner_samples(batch)
+        return self._grad_g(x, y, *batch_arguments(batch))
 
-    def grad_outer(self, x, y):
+    def grad_outer(self, x, y, batch=None):
         """(d_x f(x, y), d_y f(x, y)) from one backward pass."""
-        self.n_grad += 1
-        return self._grad_f(x, y)
+        self._outer_grad_samples += self._outer_samples(batch)
+        return self._grad_f(x, y, *batch_arguments(batch))
 
     # -- second order ---------------------------------------------------------
 
-    def hvp(self, x, y, v):
+    def hvp(self, x, y, v, batch=None):
         """d2_yy g(x, y) v."""
-        self.n_hvp += 1
+        self._hvp_samples += self._inner_samples(batch)
+        on_batch = batch_arguments(batch)
         if self.hvp_mode == "closed_form":
-            return self.problem.closed_form_hvp(x, y, v)
+            return self.problem.closed_form_hvp(x, y, v, *on_batch)
         if self.hvp_mode == "forward":
-            return jvp(lambda y_: self._grad_g_y(x, y_), (y,), (v,))[1]
-        _, pullback = vjp(lambda y_: self._grad_g_y(x, y_), y)
+            return jvp(lambda y_: self._grad_g_y(x, y_, *on_batch), (y,),
+                       (v,))[1]
+        _, pullback = vjp(lambda y_: self._grad_g_y(x, y_, *on_batch), y)
         return pullback(v)[0]
 
-    def hessian_at(self, x, y):
-        """``u -> d2_yy g(x, y) u`` at a fixed (x, y), for the many products
-        of one linear solve: what does not depend on u (the linearisation
-        of d_y g, or a problem's curvature weights) is computed once. Each
-        call counts one HVP."""
+    def hessian_at(self, x, y, batch=None):
+        """``u -> d2_yy g(x, y) u`` at a fixed (x, y) and batch, for the
+        many products of one linear solve: what does not depend on u (the
+        linearisation of d_y g, or a problem's curvature weights) is
+        computed once. Each call counts one HVP on the batch."""
+        n_samples = self._inner_samples(batch)
+        on_batch = batch_arguments(batch)
         if self.hvp_mode == "closed_form":
-            product = self.problem.closed_form_hessian_at(x, y)
+            product = self.problem.closed_form_hessian_at(x, y, *on_batch)
         elif self.hvp_mode == "reverse":
-            _, pullback = vjp(lambda y_: self._grad_g_y(x, y_), y)
+            _, pullback = vjp(lambda y_: self._grad_g_y(x, y_, *on_batch), y)
 
             def product(u):
                 return pullback(u)[0]
         else:
-            return lambda u: self.hvp(x, y, u)
+            def product(u):
+                return jvp(lambda y_: self._grad_g_y(x, y_, *on_batch),
+                           (y,), (u,))[1]
 
         def counted(u):
-            self.n_hvp += 1
+            self._hvp_samples += n_samples
             return product(u)
         return counted
 
-    def cross(self, x, y, v):
+    def cross(self, x, y, v, batch=None):
         """d2_xy g(x, y) v, a vector of the size of x."""
-        self.n_cross += 1
+        self._cross_samples += self._inner_samples(batch)
+        on_batch = batch_arguments(batch)
         if self.hvp_mode == "closed_form":
-            return self.problem.closed_form_cross(x, y, v)
+            return self.problem.closed_form_cross(x, y, v, *on_batch)
         if self.hvp_mode == "forward":
-            return jvp(lambda y_: self._grad_g_x(x, y_), (y,), (v,))[1]
-        _, pullback = vjp(lambda x_: self._grad_g_y(x_, y), x)
+            return jvp(lambda y_: self._grad_g_x(x, y_, *on_batch), (y,),
+                       (v,))[1]
+        _, pullback = vjp(lambda x_: self._grad_g_y(x_, y, *on_batch), x)
         return pullback(v)[0]
 
-    def hvp_and_cross(self, x, y, v):
+    def hvp_and_cross(self, x, y, v, batch=None):
         """(d2_yy g v, d2_xy g v) from a single linearisation of d g."""
-        self.n_hvp += 1
-        self.n_cross += 1
+        n_samples = self._inner_samples(batch)
+        self._hvp_samples += n_samples
+        self._cross_samples += n_samples
+        on_batch = batch_arguments(batch)
         if self.hvp_mode == "closed_form":
-            return self.problem.closed_form_hvp_and_cross(x, y, v)
+            return self.problem.closed_form_hvp_and_cross(x, y, v, *on_batch)
         if self.hvp_mode == "forward":
-            cross, hvp = jvp(lambda y_: self._grad_g(x, y_), (y,), (v,))[1]
+            cross, hvp = jvp(lambda y_: self._grad_g(x, y_, *on_batch),
+                             (y,), (v,))[1]
             return hvp, cross
-        _, pullback = vjp(self._grad_g_y, x, y)
+        _, pullback = vjp(
+            lambda x_, y_: self._grad_g_y(x_, y_, *on_batch), x, y)
         cross, hvp = pullback(v)
         return hvp, cross

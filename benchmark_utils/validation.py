@@ -37,3 +37,26 @@ def check_choice(name, value, choices):
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+
+
+def check_in_open_interval(name, value, low, high):
+    """``value`` must be a finite number in ``(low, high)``."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not low < value < high):
+        raise ValueError(
+            f"{name} must be a number in ({low}, {high}), got {value!r}."
+        )
+
+
+def check_batch_size(name, value, n_samples, samples):
+    """``value`` must be 'full' or an integer in ``[1, n_samples]``;
+    ``samples`` says what is counted ("training samples of the
+    hyper-cleaning problem"), for the message."""
+    if isinstance(value, str) and value == "full":
+        return
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or not 1 <= value <= n_samples):
+        raise ValueError(
+            f"{name} must be 'full' or an integer in [1, {n_samples}] (the "
+            f"{n_samples} {samples}), got {value!r}."
+        )

@@ -14,6 +14,8 @@ from benchopt.utils.run_context import RunContext
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = Benchmark(ROOT)
 
+from benchmark_utils.problems.hypercleaning import (  # noqa: E402
+    build_hypercleaning_problem)
 from benchmark_utils.problems.quadratic import QuadraticProblem  # noqa: E402
 from benchmark_utils.problems.regsel import build_regsel_problem  # noqa: E402
 # benchmark_utils is registered by Benchmark(...) above.
@@ -47,6 +49,18 @@ def small_regsel_problem(n_classes, seed=0, n_features=40, dense=False):
     features = counts.toarray() if dense else counts
     return build_regsel_problem([(features, classes + 1.0, "random")], 30,
                                 15, 15, seed=seed, normalize_rows=True)
+
+
+def small_hypercleaning_problem(seed=0):
+    """A hyper-cleaning problem on 80 random 6 x 6 images (40 training, 20
+    validation and 20 test samples, half of the training labels
+    corrupted)."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (80, 6, 6), generator=generator)
+    labels = torch.randint(0, 10, (80,), generator=generator)
+    return build_hypercleaning_problem(
+        (images, labels), None, (0.3, 0.3), n_train=40, n_val=20,
+        corruption_rate=0.5, reg=0.01, seed=seed, n_test=20)
 
 
 def point_near_start(problem, seed):

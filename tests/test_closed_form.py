@@ -2,31 +2,22 @@
 differentiation, and how the oracle layer offers them."""
 import pytest
 import torch
-from conftest import make_objective, point_near_start, small_regsel_problem
+from conftest import (make_objective, point_near_start,
+                      small_hypercleaning_problem, small_regsel_problem)
 
 from benchmark_utils import oracle_cost
 from benchmark_utils.metrics import ReferenceMetrics
 from benchmark_utils.oracle_cost import select_hvp_mode
 from benchmark_utils.oracles import Oracles
 from benchmark_utils.problems.base import BilevelProblem
-from benchmark_utils.problems.hypercleaning import build_hypercleaning_problem
 from benchmark_utils.problems.quadratic import QuadraticProblem
 from benchmark_utils.problems.synthetic import SyntheticProblem
-
-
-def hypercleaning_problem(seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (80, 6, 6), generator=generator)
-    labels = torch.randint(0, 10, (80,), generator=generator)
-    return build_hypercleaning_problem(
-        (images, labels), None, (0.3, 0.3), n_train=40, n_val=20,
-        corruption_rate=0.5, reg=0.01, seed=seed, n_test=20)
 
 
 PROBLEMS = {
     "quadratic": lambda: QuadraticProblem(dim_x=7, dim_y=9),
     "synthetic": lambda: SyntheticProblem(n=12, kappa=50.0, seed=3),
-    "hypercleaning": hypercleaning_problem,
+    "hypercleaning": small_hypercleaning_problem,
     "regsel-binary-sparse": lambda: small_regsel_problem(2, dense=False),
     "regsel-binary-dense": lambda: small_regsel_problem(2, dense=True),
     "regsel-multiclass-sparse": lambda: small_regsel_problem(5, dense=False),
@@ -88,7 +79,7 @@ def test_auto_lets_closed_form_compete_only_where_the_problem_has_it(
         monkeypatch):
     costs = {"reverse": 2.0, "forward": 3.0, "closed_form": 1.5}
     for problem, expected_modes, expected in [
-            (hypercleaning_problem(),
+            (small_hypercleaning_problem(),
              ["reverse", "forward", "closed_form"], "closed_form"),
             (SquaredNormProblem(3), ["reverse", "forward"], "reverse")]:
         measured = []
@@ -111,7 +102,7 @@ def test_objective_runs_solvers_on_closed_form_products():
 
 def test_reference_metrics_use_the_closed_form_where_there_is_one():
     assert ReferenceMetrics(
-        hypercleaning_problem()).oracles.hvp_mode == "closed_form"
+        small_hypercleaning_problem()).oracles.hvp_mode == "closed_form"
     assert ReferenceMetrics(
         SquaredNormProblem(3)).oracles.hvp_mode == "reverse"
 

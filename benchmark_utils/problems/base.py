@@ -4,6 +4,20 @@
 
 ``x`` and ``y`` are flat 1-D tensors; a problem whose variables have more
 structure (a weight matrix) reshapes them inside ``f`` and ``g``.
+
+**Samples.** A problem whose ``g`` is a mean over training samples and whose
+``f`` is a mean over validation samples (hyper-cleaning, regularization
+selection, the sample-based quadratic) declares ``n_inner_samples`` and
+``n_outer_samples``, and its ``f``, ``g`` and closed-form products take an
+optional ``batch``: a 1-D int64 tensor of sample indices (into the
+training samples for ``g``, the validation samples for ``f``), on the
+problem's device. On a batch, a function is the mean of its per-sample
+terms over the batch plus its whole regularisation term, so that the mean
+over one epoch's batches, each weighted by its size B / n, is the full
+function; ``batch=None`` is the full data. A problem without samples (the
+LancBiO paper's synthetic problem, the quadratic) keeps ``f(x, y)`` and
+``g(x, y)``: the oracles pass a batch only when there is one, and refuse
+one for such a problem.
 """
 import copy
 
@@ -34,13 +48,20 @@ class BilevelProblem:
     #: below (the oracles' ``hvp_mode='closed_form'``); each must equal its
     #: automatic derivative (a test checks it).
     has_closed_form_hvp = False
+    #: The numbers of training samples whose mean is ``g`` and of
+    #: validation samples whose mean is ``f``; None for a problem without
+    #: samples.
+    n_inner_samples = None
+    n_outer_samples = None
 
-    def f(self, x, y):
-        """Upper-level function, a scalar tensor."""
+    def f(self, x, y, batch=None):
+        """Upper-level function, a scalar tensor (on the validation samples
+        ``batch``, for a problem with samples; None: all of them)."""
         raise NotImplementedError
 
-    def g(self, x, y):
-        """Lower-level function, a scalar tensor, strongly convex in ``y``."""
+    def g(self, x, y, batch=None):
+        """Lower-level function, a scalar tensor, strongly convex in ``y``
+        (on the training samples ``batch``; None: all of them)."""
         raise NotImplementedError
 
     def inner_strong_convexity(self, x):
@@ -51,22 +72,28 @@ class BilevelProblem:
         reported digits need."""
         return None
 
-    def closed_form_hvp(self, x, y, v):
+    # Each closed-form product below takes the ``batch`` of ``g`` (the
+    # training samples), for a problem with samples.
+
+    def closed_form_hvp(self, x, y, v, batch=None):
         """d2_yy g(x, y) v by the problem's own formula."""
         raise NotImplementedError
 
-    def closed_form_hessian_at(self, x, y):
+    def closed_form_hessian_at(self, x, y, batch=None):
         """``v -> d2_yy g(x, y) v`` at a fixed (x, y); a problem overrides
         it to compute once what does not depend on v."""
-        return lambda v: self.closed_form_hvp(x, y, v)
+        on_batch = batch_arguments(batch)
+        return lambda v: self.closed_form_hvp(x, y, v, *on_batch)
 
-    def closed_form_cross(self, x, y, v):
+    def closed_form_cross(self, x, y, v, batch=None):
         """d2_xy g(x, y) v (a vector of the size of x) by its own formula."""
         raise NotImplementedError
 
-    def closed_form_hvp_and_cross(self, x, y, v):
+    def closed_form_hvp_and_cross(self, x, y, v, batch=None):
         """Both products; a problem overrides it to share their work."""
-        return self.closed_form_hvp(x, y, v), self.closed_form_cross(x, y, v)
+        on_batch = batch_arguments(batch)
+        return (self.closed_form_hvp(x, y, v, *on_batch),
+                self.closed_form_cross(x, y, v, *on_batch))
 
     def test_metrics(self, x, y):
         """Held-out metrics (``test_accuracy``, ``test_loss``...) at the
@@ -93,3 +120,16 @@ class BilevelProblem:
     @property
     def dtype(self):
         return self.x0.dtype
+
+
+def batch_arguments(batch):
+    """The arguments after ``(x, y)`` (or ``(x, y, v)``) of a problem's
+    functions for ``batch``: none for the full data, so that a problem
+    without samples keeps its functions of ``(x, y)``."""
+    return () if batch is None else (batch,)
+
+
+def select_samples(data, batch):
+    """The rows ``batch`` of a per-sample tensor (or of sparse features);
+    all of them, the tensor itself, for ``batch=None``."""
+    return data if batch is None else data[batch]

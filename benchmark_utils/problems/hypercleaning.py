@@ -8,12 +8,15 @@ on clean validation labels:
     g(x, W) = 1/n_tr sum_i sigma(x_i) CE(W a_i, label~_i) + reg ||W||^2
     f(x, W) = 1/n_val sum_j CE(W a_j, label_j)
 
-g is 2 reg-strongly convex in W for every x. ``y`` is W flattened.
+g is 2 reg-strongly convex in W for every x. ``y`` is W flattened. On a
+minibatch, g averages its B training samples' terms (each with its own
+weight sigma(x_i)) and keeps the whole ridge; f averages its B validation
+samples'.
 """
 import torch
 import torch.nn.functional as F
 
-from benchmark_utils.problems.base import BilevelProblem
+from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.glm import (class_probabilities,
                                           cross_entropy_curvature,
                                           cross_entropy_residual)
@@ -55,6 +58,8 @@ class HyperCleaningProblem(BilevelProblem):
         self.corrupted = corrupted
         self.reg = float(reg)
         self.n_features = train_features.shape[1]
+        self.n_inner_samples = train_features.shape[0]
+        self.n_outer_samples = val_features.shape[0]
         # Each x_i weighs one of n_tr samples, so d phi / d x_i is O(1/n_tr):
         # outer steps scale with n_tr (the LancBiO paper's 500 for
         # n_tr = 5,000).
@@ -71,55 +76,76 @@ class HyperCleaningProblem(BilevelProblem):
     def logits(self, y, features):
         return features @ y.view(N_CLASSES, self.n_features).T
 
-    def g(self, x, y):
-        losses = F.cross_entropy(self.logits(y, self.train_features),
-                                 self.train_labels, reduction="none")
-        return torch.mean(torch.sigmoid(x) * losses) + self.reg * torch.dot(
-            y, y)
+    def training_samples(self, x, batch):
+        """(x_i, features, labels) of the training samples ``batch``."""
+        return (select_samples(x, batch),
+                select_samples(self.train_features, batch),
+                select_samples(self.train_labels, batch))
 
-    def f(self, x, y):
-        return F.cross_entropy(self.logits(y, self.val_features),
-                               self.val_labels)
+    def g(self, x, y, batch=None):
+        x_batch, features, labels = self.training_samples(x, batch)
+        losses = F.cross_entropy(self.logits(y, features), labels,
+                                 reduction="none")
+        return torch.mean(torch.sigmoid(x_batch) * losses) + (
+            self.reg * torch.dot(y, y))
 
-    # With P = softmax(A W^T), Z_v = A V^T and s = sigmoid(x):
-    #   d2_WW g V = 1/n_tr (s * CE''(P) Z_v)^T A + 2 reg V
-    #   (d2_xW g V)_i = 1/n_tr s_i (1 - s_i) <p_i - onehot(label_i), Z_v,i>
-    def _probabilities_and_direction(self, y, v):
-        features = self.train_features
+    def f(self, x, y, batch=None):
+        return F.cross_entropy(
+            self.logits(y, select_samples(self.val_features, batch)),
+            select_samples(self.val_labels, batch))
+
+    # With P = softmax(A W^T), Z_v = A V^T and s = sigmoid(x), over the
+    # n training samples of the batch (all of them, without one):
+    #   d2_WW g V = 1/n (s * CE''(P) Z_v)^T A + 2 reg V
+    #   (d2_xW g V)_i = 1/n s_i (1 - s_i) <p_i - onehot(label_i), Z_v,i>
+    # (0 for a sample outside the batch).
+    def _hvp(self, x_batch, features, v, probabilities, logit_direction):
+        curvature = cross_entropy_curvature(probabilities, logit_direction)
+        weighted = (torch.sigmoid(x_batch)[:, None] * curvature
+                    / len(x_batch))
+        return (weighted.T @ features).reshape(-1) + 2 * self.reg * v
+
+    def _cross(self, x, batch, labels, probabilities, logit_direction):
+        weights = torch.sigmoid(select_samples(x, batch))
+        residual = cross_entropy_residual(probabilities, labels)
+        on_batch = weights * (1 - weights) * torch.sum(
+            residual * logit_direction, dim=1) / len(weights)
+        if batch is None:
+            return on_batch
+        # index_add sums a sample drawn twice, as its gradient does.
+        return torch.zeros_like(x).index_add(0, batch, on_batch)
+
+    def _probabilities_and_direction(self, features, y, v):
         return (class_probabilities(self.logits(y, features)),
                 self.logits(v, features))
 
-    def _hvp(self, x, v, probabilities, logit_direction):
-        curvature = cross_entropy_curvature(probabilities, logit_direction)
-        weighted = torch.sigmoid(x)[:, None] * curvature / len(x)
-        return (weighted.T @ self.train_features).reshape(-1) + (
-            2 * self.reg * v)
+    def closed_form_hvp(self, x, y, v, batch=None):
+        x_batch, features, _ = self.training_samples(x, batch)
+        return self._hvp(x_batch, features, v,
+                         *self._probabilities_and_direction(features, y, v))
 
-    def _cross(self, x, probabilities, logit_direction):
-        weights = torch.sigmoid(x)
-        residual = cross_entropy_residual(probabilities, self.train_labels)
-        return weights * (1 - weights) * torch.sum(
-            residual * logit_direction, dim=1) / len(x)
+    def closed_form_hessian_at(self, x, y, batch=None):
+        """The batch's samples and training probabilities, computed once
+        for every v: two products with the data per HVP instead of
+        three."""
+        x_batch, features, _ = self.training_samples(x, batch)
+        probabilities = class_probabilities(self.logits(y, features))
+        return lambda v: self._hvp(x_batch, features, v, probabilities,
+                                   self.logits(v, features))
 
-    def closed_form_hvp(self, x, y, v):
-        return self._hvp(x, v, *self._probabilities_and_direction(y, v))
+    def closed_form_cross(self, x, y, v, batch=None):
+        _, features, labels = self.training_samples(x, batch)
+        return self._cross(x, batch, labels,
+                           *self._probabilities_and_direction(features, y, v))
 
-    def closed_form_hessian_at(self, x, y):
-        """The training probabilities, computed once for every v: two
-        products with the data per HVP instead of three."""
-        probabilities = class_probabilities(
-            self.logits(y, self.train_features))
-        return lambda v: self._hvp(x, v, probabilities,
-                                   self.logits(v, self.train_features))
-
-    def closed_form_cross(self, x, y, v):
-        return self._cross(x, *self._probabilities_and_direction(y, v))
-
-    def closed_form_hvp_and_cross(self, x, y, v):
+    def closed_form_hvp_and_cross(self, x, y, v, batch=None):
+        x_batch, features, labels = self.training_samples(x, batch)
         probabilities, logit_direction = self._probabilities_and_direction(
-            y, v)
-        return (self._hvp(x, v, probabilities, logit_direction),
-                self._cross(x, probabilities, logit_direction))
+            features, y, v)
+        return (self._hvp(x_batch, features, v, probabilities,
+                          logit_direction),
+                self._cross(x, batch, labels, probabilities,
+                            logit_direction))
 
     def test_metrics(self, x, y):
         """Held-out metrics of the solver's classifier ``y``, and how well

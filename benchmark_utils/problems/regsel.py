@@ -8,7 +8,8 @@ Pontil and Salzo, ICML 2020; the LancBiO paper's 20 Newsgroups task):
 W has one row per feature and one column per class; with two classes it has
 a single column and CE is the logistic loss. Parametrising each penalty by
 its logarithm keeps g strongly convex in W for every x in R^n_features.
-``y`` is W flattened, ``x`` the log-penalties.
+``y`` is W flattened, ``x`` the log-penalties. On a minibatch, g and f
+average their B samples' losses; g keeps its whole penalty.
 
 The data comes from LIBSVM's collection (:mod:`benchmark_utils.data.libsvm`);
 sparse data (20 Newsgroups) stays sparse from the file to the device.
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from scipy import sparse as scipy_sparse
 from sklearn.preprocessing import normalize
 
-from benchmark_utils.problems.base import BilevelProblem
+from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.glm import (class_probabilities,
                                           cross_entropy_curvature)
 from benchmark_utils.problems.sparse import SparseFeatures
@@ -75,6 +76,8 @@ class RegSelProblem(BilevelProblem):
         self.n_classes = n_classes
         self.n_columns = 1 if n_classes == 2 else n_classes
         self.n_features = train_features.shape[1]
+        self.n_inner_samples = train_features.shape[0]
+        self.n_outer_samples = val_features.shape[0]
         dtype = train_features.dtype
         self.x0 = torch.full((self.n_features,), math.log(initial_penalty),
                              dtype=dtype)
@@ -98,29 +101,34 @@ class RegSelProblem(BilevelProblem):
         """The smallest penalty exp(x_j): the cross-entropy is convex."""
         return float(torch.exp(x.min()))
 
-    def g(self, x, y):
+    def g(self, x, y, batch=None):
         weights = y.view(self.n_features, self.n_columns)
         penalty = 0.5 * torch.dot(torch.exp(x), torch.sum(weights ** 2, 1))
-        return self.loss(self.logits(y, self.train_features),
-                         self.train_labels) + penalty
+        return self.loss(
+            self.logits(y, select_samples(self.train_features, batch)),
+            select_samples(self.train_labels, batch)) + penalty
 
-    def f(self, x, y):
-        return self.loss(self.logits(y, self.val_features), self.val_labels)
+    def f(self, x, y, batch=None):
+        return self.loss(
+            self.logits(y, select_samples(self.val_features, batch)),
+            select_samples(self.val_labels, batch))
 
-    def closed_form_hvp(self, x, y, v):
-        """d2_WW g V = 1/n_tr A^T CE''(A W) (A V) + exp(x) * V (rows)."""
-        features = self.train_features
+    def closed_form_hvp(self, x, y, v, batch=None):
+        """d2_WW g V = 1/n A^T CE''(A W) (A V) + exp(x) * V (rows), over the
+        n training samples of the batch."""
+        features = select_samples(self.train_features, batch)
         curvature = cross_entropy_curvature(
             class_probabilities(self.logits(y, features)),
             self.logits(v, features))
         direction = v.view(self.n_features, self.n_columns)
-        return ((features.T @ curvature) / len(self.train_labels)
+        return ((features.T @ curvature) / features.shape[0]
                 + torch.exp(x)[:, None] * direction).reshape(-1)
 
-    def closed_form_hessian_at(self, x, y):
-        """The training probabilities, computed once for every v: two
-        products with the data per HVP instead of three."""
-        features = self.train_features
+    def closed_form_hessian_at(self, x, y, batch=None):
+        """The batch's features and training probabilities, computed once
+        for every v: two products with the data per HVP instead of
+        three."""
+        features = select_samples(self.train_features, batch)
         probabilities = class_probabilities(self.logits(y, features))
         penalties = torch.exp(x)[:, None]
 
@@ -128,13 +136,13 @@ class RegSelProblem(BilevelProblem):
             curvature = cross_entropy_curvature(probabilities,
                                                 self.logits(v, features))
             direction = v.view(self.n_features, self.n_columns)
-            return ((features.T @ curvature) / len(self.train_labels)
+            return ((features.T @ curvature) / features.shape[0]
                     + penalties * direction).reshape(-1)
         return product
 
-    def closed_form_cross(self, x, y, v):
+    def closed_form_cross(self, x, y, v, batch=None):
         """(d2_xW g V)_j = exp(x_j) <W_j, V_j>: only the penalty depends on
-        x, so no pass over the data."""
+        x, so no pass over the data, and the same on every batch."""
         weights = y.view(self.n_features, self.n_columns)
         direction = v.view(self.n_features, self.n_columns)
         return torch.exp(x) * torch.sum(weights * direction, dim=1)
