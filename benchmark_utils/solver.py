@@ -12,6 +12,7 @@ from benchopt import BaseSolver
 
 from benchmark_utils.device import synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
+from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
 from benchmark_utils.tuned_steps import TUNED, tuned_step
 from benchmark_utils.validation import check_positive
 
@@ -44,6 +45,15 @@ class BilevelSolver(BaseSolver):
     The step sizes named in :data:`STEP_SIZES` are resolved once, at set-up,
     into ``inner_step``, ``linsys_step`` and ``outer_step`` (see
     :meth:`step_size`).
+
+    A solver with a ``batch_size`` parameter draws its minibatches from
+    :meth:`inner_batch` (for the gradients of g), :meth:`outer_batch` (for
+    the gradient of f) and :meth:`second_order_batch` (for HVPs and cross
+    products): three independent streams of shuffled epochs
+    (:class:`benchmark_utils.sampling.MinibatchStreams`), seeded from
+    benchopt's seed and the repetition and restarted at each run, so a run
+    repeats its draws. With ``batch_size='full'`` every batch is None, the
+    full data: the deterministic method, call for call.
     """
 
     sampling_strategy = "callback"
@@ -58,6 +68,14 @@ class BilevelSolver(BaseSolver):
                 setattr(self, attribute,
                         self.step_size(parameter, getattr(self, parameter)))
         self.check_parameters()
+        if "batch_size" in self._parameters:
+            # Full batch draws nothing: no seed, so that it also runs
+            # outside a benchopt run (scripts, tests).
+            self._batch_seed = 0 if self.batch_size == FULL_BATCH else (
+                self.get_seed(use_repetition=True))
+            # Built here too, so that a bad batch size fails at set-up.
+            self.batches = MinibatchStreams(oracles.problem, self.batch_size,
+                                            self._batch_seed)
         self.x, self.y, self.v = x0.clone(), y0.clone(), None
         self.n_outer = 0
 
@@ -78,10 +96,33 @@ class BilevelSolver(BaseSolver):
         self.x, self.y = self.x0.clone(), self.y0.clone()
         self.v = torch.zeros_like(self.y) if self.warm_starts_v else None
         self.n_outer = 0
+        if "batch_size" in self._parameters:
+            self.batches = MinibatchStreams(self.oracles.problem,
+                                            self.batch_size, self._batch_seed)
         self.init_state()
         while callback():
             self.x, self.y, self.v = self.step(self.x, self.y, self.v)
             self.n_outer += 1
+
+    def inner_batch(self):
+        """The next batch of training samples for a gradient of g (None in
+        full batch)."""
+        return self.batches.inner.next_batch()
+
+    def outer_batch(self):
+        """The next batch of validation samples for a gradient of f."""
+        return self.batches.outer.next_batch()
+
+    def second_order_batch(self):
+        """The next batch of training samples for HVPs and cross
+        products."""
+        return self.batches.second_order.next_batch()
+
+    def decayed(self, step, exponent):
+        """``step * (k + 1) ** -exponent`` at outer iteration k: the
+        decaying step sizes of the stochastic methods' analyses (exponent
+        0: constant)."""
+        return step * (self.n_outer + 1) ** -exponent
 
     def get_result(self):
         return dict(x=self.x, y=self.y, v=self.v,

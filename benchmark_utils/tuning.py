@@ -252,11 +252,16 @@ class TuningCurve:
 
     def rows(self, results):
         """The rows of ``results`` that belong to this curve (any step
-        values), by the ``p_solver_*`` columns of its fixed parameters."""
+        values), by the ``p_solver_*`` columns of its fixed parameters. A
+        table without the column of a parameter predates it: its rows ran
+        at the class default, and belong to a curve at that default."""
         mask = results["solver_name"].str.partition("[")[0] == self.name
+        default = next(product_param(self.solver_class.parameters))
         for key, value in self.fixed.items():
             column = f"p_solver_{key}"
             if column not in results:
+                if repr(value) == repr(default[key]):
+                    continue
                 return results.iloc[:0]
             mask &= results[column].map(normalize).map(
                 lambda cell, wanted=normalize(value): cell == wanted)

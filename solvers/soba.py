@@ -1,18 +1,28 @@
 from benchmark_utils.solver import BilevelSolver
+from benchmark_utils.validation import check_at_least
 
 
 class Solver(BilevelSolver):
     """SOBA (Dagréou, Ablin, Vaiter and Moreau, Algorithm 1): a single loop
     that moves y, v and x at once, each by one step along a direction
     evaluated at the current (x, y, v); the same step size rho drives y and
-    v. Per outer iteration: 2 gradients, 1 HVP, 1 cross product."""
+    v. With ``batch_size``, each direction is estimated on its own
+    minibatch, as in the paper, and the steps may decay as in its
+    Theorem 1, rho_k = rho (k+1)^(-2/5) and gamma_k = gamma (k+1)^(-3/5)
+    (``decay_inner``, ``decay_outer``; 0: constant).
+    Per outer iteration: 2 gradients, 1 HVP, 1 cross product (each on a
+    batch, B / n of a full pass)."""
 
     name = "SOBA"
     parameters = {
         "step_size_inner": ["auto"],
         "step_size_outer": [1.0],
+        "batch_size": ["full"],
+        "decay_inner, decay_outer": [(0.0, 0.0)],
     }
-    parameter_template = "inner={step_size_inner},outer={step_size_outer}"
+    parameter_template = (
+        "inner={step_size_inner},outer={step_size_outer},batch={batch_size},"
+        "decay={decay_inner}/{decay_outer}")
     references = [
         "M. Dagréou, P. Ablin, S. Vaiter and T. Moreau, 'A framework for "
         "bilevel optimization that enables stochastic and global variance "
@@ -20,11 +30,18 @@ class Solver(BilevelSolver):
     ]
     test_config = {"step_size_outer": 0.5}
 
+    def check_parameters(self):
+        check_at_least("decay_inner", self.decay_inner, 0.0)
+        check_at_least("decay_outer", self.decay_outer, 0.0)
+
     def step(self, x, y, v):
-        grad_y_g = self.oracles.grad_inner(x, y)
-        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y)
-        hvp, cross = self.oracles.hvp_and_cross(x, y, v)
+        grad_y_g = self.oracles.grad_inner(x, y, self.inner_batch())
+        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y, self.outer_batch())
+        hvp, cross = self.oracles.hvp_and_cross(x, y, v,
+                                                self.second_order_batch())
+        rho = self.decayed(self.inner_step, self.decay_inner)
+        gamma = self.decayed(self.outer_step, self.decay_outer)
         # D_y, D_v, D_x at (x_k, y_k, v_k), then the joint update.
-        return (x - self.outer_step * (grad_x_f - cross),
-                y - self.inner_step * grad_y_g,
-                v - self.inner_step * (hvp - grad_y_f))
+        return (x - gamma * (grad_x_f - cross),
+                y - rho * grad_y_g,
+                v - rho * (hvp - grad_y_f))

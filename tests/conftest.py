@@ -17,6 +17,8 @@ BENCHMARK = Benchmark(ROOT)
 from benchmark_utils.problems.hypercleaning import (  # noqa: E402
     build_hypercleaning_problem)
 from benchmark_utils.problems.quadratic import QuadraticProblem  # noqa: E402
+from benchmark_utils.problems.quadratic_samples import (  # noqa: E402
+    SampleQuadraticProblem)
 from benchmark_utils.problems.regsel import build_regsel_problem  # noqa: E402
 # benchmark_utils is registered by Benchmark(...) above.
 from benchmark_utils.testing.libsvm_files import random_documents  # noqa: E402
@@ -142,6 +144,14 @@ def quadratic():
     """The small, well-conditioned quadratic the solver tests run on (a
     test module may define its own)."""
     return QuadraticProblem(dim_x=10, dim_y=20, kappa=10.0, seed=0)
+
+
+@pytest.fixture(scope="session")
+def sample_quadratic():
+    """A small quadratic that is a mean over 50 training and 30 validation
+    samples: what minibatch solvers run on in the tests."""
+    return SampleQuadraticProblem(dim_x=10, dim_y=20, n_train=50, n_val=30,
+                                  kappa=10.0, seed=0)
 
 
 @pytest.fixture

@@ -495,13 +495,13 @@ def default_parameters(solver_class):
 def changed_value(solver_class, parameter, value):
     """A valid value of ``parameter`` other than ``value``: another one of
     its grid if there is one (the other inner_solver), a number for 'auto',
-    an integer for None, another number for a number."""
+    an integer for None or a 'full' batch, another number for a number."""
     listed = [setting[parameter]
               for setting in product_param(solver_class.parameters)]
     others = [other for other in listed if other != value]
     if others:
         return others[0]
-    if value is None:
+    if value is None or value == "full":
         return 3
     if value == "auto":
         return 0.5
@@ -522,16 +522,17 @@ def label_rows():
 
 
 @pytest.mark.parametrize("name, base, parameter", label_rows())
-def test_changing_one_parameter_changes_the_label(quadratic, name, base,
-                                                  parameter):
+def test_changing_one_parameter_changes_the_label(sample_quadratic, name,
+                                                  base, parameter):
     solver_class = SOLVER_CLASSES[name]
     value = {**default_parameters(solver_class), **base}[parameter]
     changed = {**base, parameter: changed_value(solver_class, parameter,
                                                 value)}
     pair = [solver_class.get_instance(**base),
             solver_class.get_instance(**changed)]
-    # Both settings are valid ones: set-up raises nothing.
-    objective = make_objective(quadratic)
+    # Both settings are valid ones: set-up raises nothing (on a problem
+    # with samples, where a batch size is valid).
+    objective = make_objective(sample_quadratic)
     for solver in pair:
         set_up(solver, objective)
     assert str(pair[0]) != str(pair[1])
