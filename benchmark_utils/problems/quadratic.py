@@ -14,7 +14,38 @@ from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.validation import check_at_least, check_int
 
 
-class QuadraticProblem(BilevelProblem):
+class QuadraticClosedForms:
+    """y*(x), v*(x), the hypergradient and phi(x) of a quadratic bilevel
+    problem with inner Hessian ``hessian`` (H), coupling ``coupling`` (B),
+    shift ``shift`` (c), target ``target`` (t) and outer ridge ``rho``, in
+    closed form, for the tests: y* = -H^-1 (B x + c), v* = H^-1 (y* - t),
+    grad phi = rho x - B^T v*."""
+
+    def inner_solution(self, x):
+        return -torch.linalg.solve(self.hessian,
+                                   self.coupling @ x + self.shift)
+
+    def adjoint_solution(self, x):
+        return torch.linalg.solve(self.hessian,
+                                  self.inner_solution(x) - self.target)
+
+    def hypergradient(self, x):
+        return self.rho * x - self.coupling.T @ self.adjoint_solution(x)
+
+    def value(self, x):
+        return self.f(x, self.inner_solution(x))
+
+    def minimizer(self):
+        """argmin phi: (B^T H^-2 B + rho I) x = -B^T H^-1 (H^-1 c + t)."""
+        h_inv_b = torch.linalg.solve(self.hessian, self.coupling)
+        h_inv_c = torch.linalg.solve(self.hessian, self.shift)
+        lhs = h_inv_b.T @ h_inv_b + self.rho * torch.eye(
+            self.coupling.shape[1], dtype=self.coupling.dtype,
+            device=self.coupling.device)
+        return torch.linalg.solve(lhs, -h_inv_b.T @ (h_inv_c + self.target))
+
+
+class QuadraticProblem(QuadraticClosedForms, BilevelProblem):
     """Parameters
     ----------
     dim_x, dim_y : int
@@ -70,28 +101,3 @@ class QuadraticProblem(BilevelProblem):
 
     def closed_form_cross(self, x, y, v):
         return self.coupling.T @ v
-
-    # -- closed forms, for the tests ------------------------------------------
-
-    def inner_solution(self, x):
-        return -torch.linalg.solve(self.hessian,
-                                   self.coupling @ x + self.shift)
-
-    def adjoint_solution(self, x):
-        return torch.linalg.solve(self.hessian,
-                                  self.inner_solution(x) - self.target)
-
-    def hypergradient(self, x):
-        return self.rho * x - self.coupling.T @ self.adjoint_solution(x)
-
-    def value(self, x):
-        return self.f(x, self.inner_solution(x))
-
-    def minimizer(self):
-        """argmin phi: (B^T H^-2 B + rho I) x = -B^T H^-1 (H^-1 c + t)."""
-        h_inv_b = torch.linalg.solve(self.hessian, self.coupling)
-        h_inv_c = torch.linalg.solve(self.hessian, self.shift)
-        lhs = h_inv_b.T @ h_inv_b + self.rho * torch.eye(
-            self.coupling.shape[1], dtype=self.coupling.dtype,
-            device=self.coupling.device)
-        return torch.linalg.solve(lhs, -h_inv_b.T @ (h_inv_c + self.target))

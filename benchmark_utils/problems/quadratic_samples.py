@@ -31,6 +31,7 @@ import math
 import torch
 
 from benchmark_utils.problems.base import BilevelProblem, select_samples
+from benchmark_utils.problems.quadratic import QuadraticClosedForms
 from benchmark_utils.validation import (check_at_least, check_in_open_interval,
                                         check_int)
 
@@ -39,7 +40,7 @@ from benchmark_utils.validation import (check_at_least, check_in_open_interval,
 VECTORS_PER_SAMPLE = 2
 
 
-class SampleQuadraticProblem(BilevelProblem):
+class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
     """Parameters
     ----------
     dim_x, dim_y : int
@@ -156,19 +157,3 @@ class SampleQuadraticProblem(BilevelProblem):
         projections = vectors @ v
         return (v + vectors.T @ projections / n_samples,
                 couplings.T @ projections / n_samples)
-
-    # -- closed forms, for the tests ------------------------------------------
-
-    def inner_solution(self, x):
-        return -torch.linalg.solve(self.hessian,
-                                   self.coupling @ x + self.shift)
-
-    def adjoint_solution(self, x):
-        return torch.linalg.solve(self.hessian,
-                                  self.inner_solution(x) - self.target)
-
-    def hypergradient(self, x):
-        return self.rho * x - self.coupling.T @ self.adjoint_solution(x)
-
-    def value(self, x):
-        return self.f(x, self.inner_solution(x))
