@@ -74,8 +74,7 @@ class BilevelSolver(BaseSolver):
             self._batch_seed = 0 if self.batch_size == FULL_BATCH else (
                 self.get_seed(use_repetition=True))
             # Built here too, so that a bad batch size fails at set-up.
-            self.batches = MinibatchStreams(oracles.problem, self.batch_size,
-                                            self._batch_seed)
+            self.restart_batches()
         self.x, self.y, self.v = x0.clone(), y0.clone(), None
         self.n_outer = 0
 
@@ -97,12 +96,16 @@ class BilevelSolver(BaseSolver):
         self.v = torch.zeros_like(self.y) if self.warm_starts_v else None
         self.n_outer = 0
         if "batch_size" in self._parameters:
-            self.batches = MinibatchStreams(self.oracles.problem,
-                                            self.batch_size, self._batch_seed)
+            self.restart_batches()
         self.init_state()
         while callback():
             self.x, self.y, self.v = self.step(self.x, self.y, self.v)
             self.n_outer += 1
+
+    def restart_batches(self):
+        """The batch streams from their seed: every run draws the same."""
+        self.batches = MinibatchStreams(self.oracles.problem,
+                                        self.batch_size, self._batch_seed)
 
     def inner_batch(self):
         """The next batch of training samples for a gradient of g (None in

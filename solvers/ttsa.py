@@ -48,15 +48,14 @@ class Solver(BilevelSolver):
         # Hong et al.'s weakly convex case takes alpha ~ K^(-3/5) and
         # beta ~ K^(-2/5) for a horizon of K iterations; decaying in k with
         # the same exponents keeps the run open-ended.
-        k = self.n_outer + 1
         # Fast time scale: one step on y at (x_k, y_k).
-        y = y - self.inner_step * k ** -self.decay_inner * (
+        y = y - self.decayed(self.inner_step, self.decay_inner) * (
             self.oracles.grad_inner(x, y))
         # Slow time scale: hypergradient estimate at (x_k, y_{k+1}).
         grad_x_f, b = self.oracles.grad_outer(x, y)
         v = neumann_sample(lambda u: self.oracles.hvp(x, y, u), b,
                            self.linsys_step, self.n_neumann_steps,
                            self.generator)
-        x = x - self.outer_step * k ** -self.decay_outer * (
+        x = x - self.decayed(self.outer_step, self.decay_outer) * (
             grad_x_f - self.oracles.cross(x, y, v))
         return x, y, v
