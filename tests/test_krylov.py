@@ -153,3 +153,35 @@ def test_dynamic_process_stops_when_a_new_vector_overlaps_the_basis():
     assert orthogonality_loss(checked) <= tol
     # A stopped process spends no more products.
     assert not processes[1].extend(lambda u: 1 / 0)
+
+
+def test_preconditioned_cg_solves_to_the_residual_of_the_system():
+    # A badly scaled SPD matrix: D^1/2 S D^1/2 with S well conditioned and
+    # D spread over four decades, which the diagonal preconditioner undoes.
+    well_conditioned, b = spd_matrix(40, 3.0, seed=5)
+    well_conditioned = well_conditioned.double()
+    b = b.double()
+    scales = torch.logspace(0, 4, 40, dtype=torch.float64).sqrt()
+    matrix = scales[:, None] * well_conditioned * scales[None, :]
+    tol = 1e-8 * float(torch.linalg.vector_norm(b))
+    plain, n_plain = conjugate_gradient(lambda u: matrix @ u, b, tol=tol,
+                                        max_iter=1000)
+    diagonal = torch.diagonal(matrix)
+    jacobi, n_jacobi = conjugate_gradient(
+        lambda u: matrix @ u, b, tol=tol, max_iter=1000,
+        preconditioner=lambda r: r / diagonal)
+    # The tolerance is on ||b - A x||, not on the preconditioned residual.
+    assert float(torch.linalg.vector_norm(matrix @ jacobi - b)) <= 1.01 * tol
+    assert float(torch.linalg.vector_norm(matrix @ plain - b)) <= 1.01 * tol
+    assert n_jacobi < n_plain / 3
+
+
+def test_cg_with_the_exact_inverse_as_preconditioner_takes_one_step():
+    matrix, b = spd_matrix(15, 50.0, seed=6)
+    matrix, b = matrix.double(), b.double()
+    inverse = torch.linalg.inv(matrix)
+    x, n_matvec = conjugate_gradient(lambda u: matrix @ u, b, tol=1e-10,
+                                     preconditioner=lambda r: inverse @ r)
+    assert n_matvec == 1
+    torch.testing.assert_close(x, torch.linalg.solve(matrix, b), rtol=0,
+                               atol=1e-10)

@@ -17,7 +17,7 @@ def inner_gradient_descent(oracles, x, y, n_steps, step_size):
 
 
 def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
-              gradient_target=None):
+              gradient_target=None, preconditioner_at=None):
     """Minimise g(x, .) from ``y`` by a globalised inexact Newton method.
 
     Each step solves the Newton system by conjugate gradient with HVPs, to
@@ -31,6 +31,9 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
     ``gradient_target`` (a function of y) sets a gradient norm that is
     enough at y: the method stops as soon as ``||grad|| <= target``, and
     its CG solves stop at half the target instead of going further.
+
+    ``preconditioner_at`` (a function of (x, y) returning a preconditioner
+    of d2_yy g(x, y), or None) preconditions each Newton system's CG.
     """
     max_cg_steps = 10 * y.numel() if max_cg_steps is None else max_cg_steps
     for _ in range(max_newton_steps):
@@ -47,7 +50,9 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
             cg_tol = max(cg_tol, 0.5 * target)
         direction, _ = conjugate_gradient(
             oracles.hessian_at(x, y), gradient,
-            tol=cg_tol, max_iter=max_cg_steps)
+            tol=cg_tol, max_iter=max_cg_steps, preconditioner=(
+                None if preconditioner_at is None
+                else preconditioner_at(x, y)))
         value = float(oracles.value_inner(x, y))
         slope = float(torch.dot(gradient, direction))
         step = 1.0

@@ -7,8 +7,11 @@ conjugate gradient, which is the same method written with short recurrences.
 import torch
 
 
-def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None):
-    """Conjugate gradient on  A x = b  (Hestenes and Stiefel, 1952).
+def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None,
+                       preconditioner=None):
+    """Conjugate gradient on  A x = b  (Hestenes and Stiefel, 1952), with an
+    optional preconditioner (Golub and Van Loan, *Matrix Computations*,
+    Algorithm 11.5.1).
 
     Parameters
     ----------
@@ -19,10 +22,16 @@ def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None):
     x0 : tensor or None
         Starting point (zero if None; a non-zero start costs one more matvec).
     tol : float or None
-        Stop once the recursive residual norm is <= ``tol``. None runs exactly
-        ``max_iter`` steps without reading any scalar back from the device.
+        Stop once the recursive residual norm ``||b - A x||`` is <= ``tol``
+        (the residual of the system itself, preconditioned or not). None
+        runs exactly ``max_iter`` steps without reading any scalar back from
+        the device.
     max_iter : int or None
         Maximum number of steps (default: the dimension of ``b``).
+    preconditioner : callable or None
+        ``r -> M^-1 r`` for a symmetric positive definite ``M`` close to
+        ``A`` whose inverse is cheap; None: plain CG, whose steps are
+        exactly the ones of the unpreconditioned recurrence.
 
     Returns
     -------
@@ -40,8 +49,13 @@ def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None):
         x = x0.clone()
         residual = b - matvec(x)
         n_matvec += 1
-    direction = residual.clone()
     rr = torch.dot(residual, residual)
+    # z = M^-1 r and <r, z>; without a preconditioner, r and <r, r>.
+    preconditioned, rz = residual, rr
+    if preconditioner is not None:
+        preconditioned = preconditioner(residual)
+        rz = torch.dot(residual, preconditioned)
+    direction = preconditioned.clone()
     for _ in range(max_iter):
         if tol is not None and float(rr) ** 0.5 <= tol:
             break
@@ -50,16 +64,21 @@ def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None):
         # An exactly solved system (zero residual) gives 0 / 0: the guards
         # turn it into a zero step without reading anything back.
         curvature = torch.dot(direction, a_direction)
-        step = torch.where(curvature != 0, rr / curvature, 0.0)
+        step = torch.where(curvature != 0, rz / curvature, 0.0)
         # addcmul fuses each update into one pass over the vectors (the
         # scalars stay on the device): with cheap products, these passes
         # are most of CG's own time.
         x = torch.addcmul(x, step, direction)
         residual = torch.addcmul(residual, step, a_direction, value=-1)
-        rr_next = torch.dot(residual, residual)
+        rr = torch.dot(residual, residual)
+        preconditioned, rz_next = residual, rr
+        if preconditioner is not None:
+            preconditioned = preconditioner(residual)
+            rz_next = torch.dot(residual, preconditioned)
         direction = torch.addcmul(
-            residual, torch.where(rr != 0, rr_next / rr, 0.0), direction)
-        rr = rr_next
+            preconditioned, torch.where(rz != 0, rz_next / rz, 0.0),
+            direction)
+        rz = rz_next
     return x, n_matvec
 
 

@@ -72,6 +72,13 @@ class BilevelProblem:
         reported digits need."""
         return None
 
+    def hessian_preconditioner(self, x, y):
+        """``r -> M^-1 r`` for a symmetric positive definite M close to
+        d2_yy g(x, y) whose inverse costs little next to an HVP, or None.
+        Only the reference metrics use it, to solve y*(x) and v*(x) in
+        fewer HVPs: a solver's method is never changed by it."""
+        return None
+
     # Each closed-form product below takes the ``batch`` of ``g`` (the
     # training samples), for a problem with samples.
 
