@@ -15,8 +15,6 @@ from torchvision.datasets import mnist as torchvision_mnist
 from benchmark_utils.data import MissingDataError
 from benchmark_utils.data.mnist_family import (TORCHVISION_SETS,
                                                load_torchvision_split)
-from benchmark_utils.linalg.krylov import conjugate_gradient
-from benchmark_utils.oracles import Oracles
 from benchmark_utils.problems.hypercleaning import (
     build_hypercleaning_problem, corrupt_labels, image_features)
 from benchmark_utils.testing.idx_files import write_random_set, write_split
@@ -237,34 +235,6 @@ def test_lancbio_cleans_real_digits():
           f"{cleaned['test_accuracy']:.3f}, F1 {cleaned['corrupted_f1']:.3f}")
     assert cleaned["test_accuracy"] >= equal["test_accuracy"] + 0.05
     assert cleaned["corrupted_f1"] > 0.6
-
-
-def test_preconditioner_is_spd_and_cuts_the_reference_cg_steps(
-        real_mnist_test_set):
-    problem = build_hypercleaning_problem(
-        real_mnist_test_set, None, TORCHVISION_SETS["MNIST"][1:], 600, 100,
-        0.5, 0.01, seed=0, n_test=50)
-    generator = torch.Generator().manual_seed(1)
-    x = torch.randn(problem.x0.shape, generator=generator,
-                    dtype=torch.float64)
-    y = 0.01 * torch.randn(problem.y0.shape, generator=generator,
-                           dtype=torch.float64)
-    inverse = problem.hessian_preconditioner(x, y)
-    u, w = (torch.randn(problem.y0.shape, generator=generator,
-                        dtype=torch.float64) for _ in range(2))
-    # Symmetric and positive definite, as conjugate gradient needs.
-    assert float(torch.dot(u, inverse(w))) == pytest.approx(
-        float(torch.dot(w, inverse(u))), rel=1e-10)
-    assert float(torch.dot(u, inverse(u))) > 0
-    hessian = Oracles(problem, "closed_form").hessian_at(x, y)
-    tol = 1e-8 * float(torch.linalg.vector_norm(u))
-    plain, n_plain = conjugate_gradient(hessian, u, tol=tol, max_iter=2000)
-    preconditioned, n_preconditioned = conjugate_gradient(
-        hessian, u, tol=tol, max_iter=2000, preconditioner=inverse)
-    assert float(torch.linalg.vector_norm(hessian(preconditioned) - u)) <= (
-        1.01 * tol)
-    print(f"CG steps: {n_plain} plain, {n_preconditioned} preconditioned")
-    assert n_preconditioned < n_plain / 2
 
 
 def test_no_preconditioner_without_a_ridge(real_mnist_test_set):

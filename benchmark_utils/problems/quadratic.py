@@ -16,9 +16,10 @@ from benchmark_utils.validation import check_at_least, check_int
 
 class QuadraticClosedForms:
     """y*(x), v*(x), the hypergradient and phi(x) of a quadratic bilevel
-    problem with inner Hessian ``hessian`` (H), coupling ``coupling`` (B),
-    shift ``shift`` (c), target ``target`` (t) and outer ridge ``rho``, in
-    closed form, for the tests: y* = -H^-1 (B x + c), v* = H^-1 (y* - t),
+    problem with inner Hessian ``hessian`` (H, and its inverse
+    ``hessian_inverse``), coupling ``coupling`` (B), shift ``shift`` (c),
+    target ``target`` (t) and outer ridge ``rho``, in closed form, for the
+    tests: y* = -H^-1 (B x + c), v* = H^-1 (y* - t),
     grad phi = rho x - B^T v*."""
 
     def inner_solution(self, x):
@@ -34,6 +35,11 @@ class QuadraticClosedForms:
 
     def value(self, x):
         return self.f(x, self.inner_solution(x))
+
+    def hessian_preconditioner(self, x, y):
+        """H^-1 itself (g is quadratic, its Hessian H everywhere): the
+        reference solves take one conjugate-gradient step."""
+        return lambda r: self.hessian_inverse @ r
 
     def minimizer(self):
         """argmin phi: (B^T H^-2 B + rho I) x = -B^T H^-1 (H^-1 c + t)."""
@@ -74,6 +80,7 @@ class QuadraticProblem(QuadraticClosedForms, BilevelProblem):
                                      dtype=torch.float64)
         self.hessian = (q * eigenvalues) @ q.T
         self.hessian = 0.5 * (self.hessian + self.hessian.T)
+        self.hessian_inverse = (q / eigenvalues) @ q.T
         coupling = torch.randn(dim_y, dim_x, **options)
         h_inv_b = torch.linalg.solve(self.hessian, coupling)
         top = torch.linalg.eigvalsh(h_inv_b.T @ h_inv_b)[-1]

@@ -98,6 +98,8 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
                                            dim_y)
         self.hessian = torch.eye(dim_y, dtype=torch.float64) + (
             vectors.T @ vectors / n_train)
+        self.hessian_inverse = torch.cholesky_inverse(
+            torch.linalg.cholesky(self.hessian))
         h_inv_b = torch.linalg.solve(self.hessian,
                                      vectors.T @ couplings / n_train)
         top = torch.linalg.eigvalsh(h_inv_b.T @ h_inv_b)[-1]
