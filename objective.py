@@ -98,4 +98,5 @@ class Objective(BaseObjective):
 
     def get_one_result(self):
         return dict(x=self.problem.x0, y=self.problem.y0, v=None,
-                    counts=dict(n_grad=0, n_hvp=0, n_cross=0), n_outer=0)
+                    counts=dict(n_grad=0, n_hvp=0, n_cross=0, n_epochs=0),
+                    n_outer=0)

@@ -6,7 +6,9 @@ same currency: gradients, Hessian-vector products (HVPs) and cross products.
 Every oracle takes an optional ``batch`` of sample indices (design.md,
 section 6): a call on B of the problem's n samples (its training samples
 for the oracles of g, its validation samples for those of f) counts B / n,
-a full-batch call 1.
+a full-batch call 1. ``n_epochs`` counts the passes over the training
+samples that all the oracles of g make together: the x-axis on which
+stochastic methods are usually compared.
 
 Notation (LancBiO paper, Section 2): A = d2_yy g(x, y), b = d_y f(x, y),
 and the hypergradient  d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  with
@@ -38,8 +40,9 @@ CLOSED_FORM_RTOL = {torch.float64: 1e-8, torch.float32: 1e-3}
 
 
 def check_closed_form(problem, seed=0):
-    """Raise a clear error if the problem's closed-form HVP or cross product
-    disagrees with reverse-mode automatic differentiation at a random point
+    """Raise a clear error if the problem's closed-form HVP, cross product
+    or transposed cross product disagrees with reverse-mode automatic
+    differentiation at a random point
     near the start (a subclass that changed ``g`` but kept
     ``has_closed_form_hvp`` would otherwise give silently wrong products),
     on the full data and, for a problem with samples, on a random half of
@@ -55,14 +58,18 @@ def check_closed_form(problem, seed=0):
         n_samples = problem.n_inner_samples
         batches.append(torch.randperm(n_samples, generator=generator)[
             :max(1, n_samples // 2)].to(problem.device))
+    u = torch.randn(problem.x0.shape, generator=generator,
+                    dtype=torch.float64).to(problem.x0)
     closed_form = Oracles(problem, "closed_form")
     autodiff = Oracles(problem, "reverse")
     rtol = CLOSED_FORM_RTOL.get(problem.dtype, 1e-3)
     for batch, name in [(batch, name) for batch in batches
-                        for name in ("hvp", "cross")]:
-        expected = getattr(autodiff, name)(x, y, v, batch)
+                        for name in ("hvp", "cross", "cross_transpose")]:
+        # cross_transpose takes a vector of the size of x.
+        direction = u if name == "cross_transpose" else v
+        expected = getattr(autodiff, name)(x, y, direction, batch)
         error = torch.linalg.vector_norm(
-            getattr(closed_form, name)(x, y, v, batch) - expected)
+            getattr(closed_form, name)(x, y, direction, batch) - expected)
         scale = torch.linalg.vector_norm(expected)
         if not error <= rtol * max(float(scale), 1e-30):
             where = "" if batch is None else " on a minibatch"
@@ -132,6 +139,7 @@ class Oracles:
         self._outer_grad_samples = 0
         self._hvp_samples = 0
         self._cross_samples = 0
+        self._training_samples_read = 0
 
     @property
     def n_grad(self):
@@ -147,15 +155,30 @@ class Oracles:
     def n_cross(self):
         return float(Fraction(self._cross_samples, self._n_inner))
 
+    @property
+    def n_epochs(self):
+        """Passes over the training samples: the samples that the oracles
+        of g read (gradients, HVPs and cross products; a fused HVP and
+        cross product reads its batch once), over n. On a problem without
+        samples, the number of calls of g's oracles."""
+        return float(Fraction(self._training_samples_read, self._n_inner))
+
     def counts(self):
         return dict(n_grad=self.n_grad, n_hvp=self.n_hvp,
-                    n_cross=self.n_cross)
+                    n_cross=self.n_cross, n_epochs=self.n_epochs)
 
     def _inner_samples(self, batch):
         """How many training samples an oracle of g reads on ``batch``."""
         if batch is None:
             return self._n_inner
         return self._batch_size(batch, self.problem.n_inner_samples)
+
+    def _read_training(self, batch):
+        """:meth:`_inner_samples`, added to the samples read (the
+        epochs)."""
+        n_samples = self._inner_samples(batch)
+        self._training_samples_read += n_samples
+        return n_samples
 
     def _outer_samples(self, batch):
         """How many validation samples an oracle of f reads on ``batch``."""
@@ -194,17 +217,17 @@ class Oracles:
 
     def grad_inner(self, x, y, batch=None):
         """d_y g(x, y)."""
-        self._inner_grad_samples += self._inner_samples(batch)
+        self._inner_grad_samples += self._read_training(batch)
         return self._grad_g_y(x, y, *batch_arguments(batch))
 
     def grad_inner_x(self, x, y, batch=None):
         """d_x g(x, y), for penalty methods."""
-        self._inner_grad_samples += self._inner_samples(batch)
+        self._inner_grad_samples += self._read_training(batch)
         return self._grad_g_x(x, y, *batch_arguments(batch))
 
     def grad_inner_xy(self, x, y, batch=None):
         """(d_x g(x, y), d_y g(x, y)) from one backward pass."""
-        self._inner_grad_samples += self._inner_samples(batch)
+        self._inner_grad_samples += self._read_training(batch)
         return self._grad_g(x, y, *batch_arguments(batch))
 
     def grad_outer(self, x, y, batch=None):
@@ -216,7 +239,7 @@ class Oracles:
 
     def hvp(self, x, y, v, batch=None):
         """d2_yy g(x, y) v."""
-        self._hvp_samples += self._inner_samples(batch)
+        self._hvp_samples += self._read_training(batch)
         on_batch = batch_arguments(batch)
         if self.hvp_mode == "closed_form":
             return self.problem.closed_form_hvp(x, y, v, *on_batch)
@@ -247,12 +270,13 @@ class Oracles:
 
         def counted(u):
             self._hvp_samples += n_samples
+            self._training_samples_read += n_samples
             return product(u)
         return counted
 
     def cross(self, x, y, v, batch=None):
         """d2_xy g(x, y) v, a vector of the size of x."""
-        self._cross_samples += self._inner_samples(batch)
+        self._cross_samples += self._read_training(batch)
         on_batch = batch_arguments(batch)
         if self.hvp_mode == "closed_form":
             return self.problem.closed_form_cross(x, y, v, *on_batch)
@@ -262,9 +286,26 @@ class Oracles:
         _, pullback = vjp(lambda x_: self._grad_g_y(x_, y, *on_batch), x)
         return pullback(v)[0]
 
+    def cross_transpose(self, x, y, u, batch=None):
+        """d2_yx g(x, y) u = (d2_xy g)^T u for u of the size of x: the
+        change of d_y g when x moves along u (a vector of the size of y),
+        as the implicit function theorem's dy*/dx = -A^-1 d2_yx g needs.
+        Counted as a cross product: the same linearisation of d g, read
+        the other way."""
+        self._cross_samples += self._read_training(batch)
+        on_batch = batch_arguments(batch)
+        if self.hvp_mode == "closed_form":
+            return self.problem.closed_form_cross_transpose(x, y, u,
+                                                            *on_batch)
+        if self.hvp_mode == "forward":
+            return jvp(lambda x_: self._grad_g_y(x_, y, *on_batch), (x,),
+                       (u,))[1]
+        _, pullback = vjp(lambda y_: self._grad_g_x(x, y_, *on_batch), y)
+        return pullback(u)[0]
+
     def hvp_and_cross(self, x, y, v, batch=None):
         """(d2_yy g v, d2_xy g v) from a single linearisation of d g."""
-        n_samples = self._inner_samples(batch)
+        n_samples = self._read_training(batch)
         self._hvp_samples += n_samples
         self._cross_samples += n_samples
         on_batch = batch_arguments(batch)

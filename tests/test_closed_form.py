@@ -32,17 +32,25 @@ def test_closed_form_products_equal_automatic_differentiation(name):
     x, y, v = point_near_start(problem, 1)
     closed_form = Oracles(problem, "closed_form")
     autodiff = Oracles(problem, "reverse")
+    u = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
     expected_hvp = autodiff.hvp(x, y, v)
     expected_cross = autodiff.cross(x, y, v)
     fused_hvp, fused_cross = closed_form.hvp_and_cross(x, y, v)
+    transpose = closed_form.cross_transpose(x, y, u)
     for value, expected in [(closed_form.hvp(x, y, v), expected_hvp),
                             (closed_form.cross(x, y, v), expected_cross),
                             (fused_hvp, expected_hvp),
-                            (fused_cross, expected_cross)]:
+                            (fused_cross, expected_cross),
+                            (transpose, autodiff.cross_transpose(x, y, u))]:
         assert float(torch.linalg.vector_norm(expected)) > 1e-3
         torch.testing.assert_close(value, expected, rtol=1e-10, atol=1e-14)
+    # The transpose is the adjoint of the cross product: <J^T v, u> =
+    # <v, J u>.
+    assert float(torch.dot(expected_cross, u)) == pytest.approx(
+        float(torch.dot(v, transpose)), rel=1e-10)
     # One call of each, counted as the autodiff modes count them.
-    assert closed_form.counts() == dict(n_grad=0, n_hvp=2, n_cross=2)
+    assert closed_form.counts() == dict(n_grad=0, n_hvp=2, n_cross=3,
+                                        n_epochs=4)
 
 
 class SquaredNormProblem(BilevelProblem):

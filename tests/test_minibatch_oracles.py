@@ -41,6 +41,8 @@ INNER_ORACLES = {
     "hvp": lambda o, x, y, v, b: o.hvp(x, y, v, b),
     "hessian_at": lambda o, x, y, v, b: o.hessian_at(x, y, b)(v),
     "cross": lambda o, x, y, v, b: o.cross(x, y, v, b),
+    # Along x itself: a direction of the size of x.
+    "cross_transpose": lambda o, x, y, v, b: o.cross_transpose(x, y, x, b),
     "hvp_and_cross": lambda o, x, y, v, b: torch.cat(
         o.hvp_and_cross(x, y, v, b)),
 }
@@ -50,7 +52,7 @@ OUTER_ORACLES = {
 }
 
 #: The regularization-selection oracles that only its penalty gives.
-PENALTY_ONLY = ("grad_inner_x", "cross")
+PENALTY_ONLY = ("grad_inner_x", "cross", "cross_transpose")
 
 
 def one_epoch(n_samples, seed=0):
@@ -161,12 +163,15 @@ def test_counts_are_exact_fractions_of_full_passes():
     oracles.value_inner(x, y, batch_64)     # values are not counted
     oracles.value_outer(x, y, batch_50)
     # n_grad = 6400/5000 + 3 + 350/250, n_hvp = (6400 + 640 + 500)/5000,
-    # n_cross = 500/5000 + 2, each rounded once: a float sum of 64/5000
-    # per call would miss 1.28 after 100 calls.
+    # n_cross = 500/5000 + 2, n_epochs = (6400 + 6400 + 15000 + 640 + 500
+    # + 10000)/5000, each rounded once: a float sum of 64/5000 per call
+    # would miss 1.28 after 100 calls.
     assert sum([64 / 5000] * 100) != 1.28
-    assert oracles.counts() == dict(n_grad=5.68, n_hvp=1.508, n_cross=2.1)
+    assert oracles.counts() == dict(n_grad=5.68, n_hvp=1.508, n_cross=2.1,
+                                    n_epochs=7.788)
     oracles.reset()
-    assert oracles.counts() == dict(n_grad=0, n_hvp=0, n_cross=0)
+    assert oracles.counts() == dict(n_grad=0, n_hvp=0, n_cross=0,
+                                    n_epochs=0)
 
 
 def test_one_epoch_of_batches_counts_one_pass():
@@ -178,7 +183,8 @@ def test_one_epoch_of_batches_counts_one_pass():
         oracles.hvp_and_cross(x, y, v, batch)
     for batch in one_epoch(problem.n_outer_samples):   # 2 x 7 + 6 of 20
         oracles.grad_outer(x, y, batch)
-    assert oracles.counts() == dict(n_grad=2.0, n_hvp=1.0, n_cross=1.0)
+    assert oracles.counts() == dict(n_grad=2.0, n_hvp=1.0, n_cross=1.0,
+                                    n_epochs=2.0)
 
 
 @pytest.mark.parametrize("problem", [
@@ -194,9 +200,11 @@ def test_a_batch_on_a_problem_without_samples_is_a_clear_error(problem):
                            "has no samples"):
             call(oracles, x, y, v, batch)
     # No failed call was counted; the full batch still works.
-    assert oracles.counts() == dict(n_grad=0, n_hvp=0, n_cross=0)
+    assert oracles.counts() == dict(n_grad=0, n_hvp=0, n_cross=0,
+                                    n_epochs=0)
     oracles.grad_inner(x, y)
-    assert oracles.counts() == dict(n_grad=1, n_hvp=0, n_cross=0)
+    assert oracles.counts() == dict(n_grad=1, n_hvp=0, n_cross=0,
+                                    n_epochs=1)
 
 
 @pytest.mark.parametrize("batch", [

@@ -62,6 +62,11 @@ def test_oracles_match_finite_differences(synthetic, mode):
     hvp, cross = oracles.hvp_and_cross(x, y, v)
     torch.testing.assert_close(hvp, hvp_fd, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(cross, cross_fd, rtol=1e-6, atol=1e-6)
+    # The transposed cross product: d_y g's change along x.
+    torch.testing.assert_close(
+        oracles.cross_transpose(x, y, u),
+        central_difference(lambda s: oracles._grad_g_y(s, y), x, u),
+        rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -88,6 +93,9 @@ def test_oracles_match_quadratic_closed_form(quadratic, mode):
     hvp, cross = oracles.hvp_and_cross(x, y, v)
     torch.testing.assert_close(hvp, q.hessian @ v, **close)
     torch.testing.assert_close(cross, q.coupling.T @ v, **close)
+    u = torch.ones(x.shape)
+    torch.testing.assert_close(oracles.cross_transpose(x, y, u),
+                               q.coupling @ u, **close)
 
 
 def test_each_call_adds_to_its_own_counter(quadratic):
@@ -97,18 +105,26 @@ def test_each_call_adds_to_its_own_counter(quadratic):
     oracles.grad_outer(x, y)
     oracles.grad_inner_x(x, y)
     oracles.grad_inner_xy(x, y)
-    assert oracles.counts() == dict(n_grad=4, n_hvp=0, n_cross=0)
+    # Three of the four gradients are of g: three passes over its data.
+    assert oracles.counts() == dict(n_grad=4, n_hvp=0, n_cross=0,
+                                    n_epochs=3)
     oracles.hvp(x, y, v)
     oracles.hvp(x, y, v)
     oracles.cross(x, y, v)
-    assert oracles.counts() == dict(n_grad=4, n_hvp=2, n_cross=1)
+    oracles.cross_transpose(x, y, x)
+    assert oracles.counts() == dict(n_grad=4, n_hvp=2, n_cross=2,
+                                    n_epochs=7)
+    # The fused call reads its data once.
     oracles.hvp_and_cross(x, y, v)
-    assert oracles.counts() == dict(n_grad=4, n_hvp=3, n_cross=2)
+    assert oracles.counts() == dict(n_grad=4, n_hvp=3, n_cross=3,
+                                    n_epochs=8)
     oracles.value_inner(x, y)
     oracles.value_outer(x, y)
-    assert oracles.counts() == dict(n_grad=4, n_hvp=3, n_cross=2)
+    assert oracles.counts() == dict(n_grad=4, n_hvp=3, n_cross=3,
+                                    n_epochs=8)
     oracles.reset()
-    assert oracles.counts() == dict(n_grad=0, n_hvp=0, n_cross=0)
+    assert oracles.counts() == dict(n_grad=0, n_hvp=0, n_cross=0,
+                                    n_epochs=0)
 
 
 def test_unknown_hvp_mode_is_a_clear_error(quadratic):

@@ -102,9 +102,10 @@ def plot_data(kind, df=TABLE):
     return data[kind], options[kind]
 
 
-def test_budget_curve_plots_every_solver_on_both_axes():
+def test_budget_curve_plots_every_solver_on_every_axis():
     data, options = plot_data("budget_curve")
-    assert options["X_axis"] == ["HVPs", "Gradient-equivalent work"]
+    assert options["X_axis"] == ["HVPs", "Gradient-equivalent work",
+                                 "Epochs"]
     key = f"budget_curve_d_{OBJECTIVE}_objective_hypergrad_norm"
     hvp = {c["label"]: c for c in data[f"{key}_HVPs"]["data"]}
     work_plot = data[f"{key}_Gradient-equivalent work"]
@@ -116,6 +117,23 @@ def test_budget_curve_plots_every_solver_on_both_axes():
     assert work["B"]["x"] == [0.0, 10.0, 20.0]
     assert "n_grad + 2.00 n_hvp + 3.00 n_cross" in work_plot["xlabel"]
     assert work_plot["scale"] == "semilog-y"
+
+
+def test_budget_curve_against_epochs():
+    # Epochs: 1.5 passes per HVP-carrying row of A, one per gradient of B.
+    table = TABLE.assign(objective_n_epochs=(
+        TABLE["objective_n_grad"] + TABLE["objective_n_hvp"]) / 2)
+    data, _ = plot_data("budget_curve", table)
+    key = f"budget_curve_d_{OBJECTIVE}_objective_hypergrad_norm_Epochs"
+    epochs = {c["label"]: c for c in data[key]["data"]}
+    # Medians over A's repetitions of (2 + 10) / 2, (2 + 12) / 2 and
+    # (2 + 14) / 2 (its third repetition ended there), then of 12, 14, 8.
+    assert epochs["A"]["x"] == [0.0, 7.0, 12.0]
+    assert epochs["B"]["x"] == [0.0, 5.0, 10.0]
+    assert "passes over the training samples" in data[key]["xlabel"]
+    # Results written before epochs were counted draw nothing there.
+    data, _ = plot_data("budget_curve")
+    assert data[key]["data"] == []
 
 
 def test_results_without_measured_costs_still_plot_against_hvps():

@@ -11,8 +11,10 @@ from pandas.api.types import is_numeric_dtype
 
 #: Oracle counts and the measured oracle costs: budgets, not quality metrics.
 COUNT_COLUMNS = ("objective_n_grad", "objective_n_hvp", "objective_n_cross",
-                 "objective_n_outer")
+                 "objective_n_epochs", "objective_n_outer")
 COST_COLUMNS = ("objective_r_hvp", "objective_r_cross")
+#: Passes over the training samples, the x-axis of stochastic methods.
+EPOCH_COLUMN = "objective_n_epochs"
 #: True on the point where a curve was ended as diverged.
 DIVERGED_COLUMN = "objective_diverged"
 #: Hypergradient norms, which are exactly 0 only where a derivative

@@ -96,6 +96,11 @@ class BilevelProblem:
         """d2_xy g(x, y) v (a vector of the size of x) by its own formula."""
         raise NotImplementedError
 
+    def closed_form_cross_transpose(self, x, y, u, batch=None):
+        """d2_yx g(x, y) u = (d2_xy g)^T u, the change of d_y g along x in
+        the direction u (a vector of the size of y), by its own formula."""
+        raise NotImplementedError
+
     def closed_form_hvp_and_cross(self, x, y, v, batch=None):
         """Both products; a problem overrides it to share their work."""
         on_batch = batch_arguments(batch)

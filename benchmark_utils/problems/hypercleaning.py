@@ -109,7 +109,8 @@ class HyperCleaningProblem(BilevelProblem):
     # n training samples of the batch (all of them, without one):
     #   d2_WW g V = 1/n (s * CE''(P) Z_v)^T A + 2 reg V
     #   (d2_xW g V)_i = 1/n s_i (1 - s_i) <p_i - onehot(label_i), Z_v,i>
-    # (0 for a sample outside the batch).
+    # (0 for a sample outside the batch), and for u of the size of x
+    #   d2_Wx g u = 1/n (u s (1 - s) * (P - onehot(labels)))^T A.
     def _hvp(self, x_batch, features, v, probabilities, logit_direction):
         curvature = cross_entropy_curvature(probabilities, logit_direction)
         weighted = (torch.sigmoid(x_batch)[:, None] * curvature
@@ -148,6 +149,15 @@ class HyperCleaningProblem(BilevelProblem):
         _, features, labels = self.training_samples(x, batch)
         return self._cross(x, batch, labels,
                            *self._probabilities_and_direction(features, y, v))
+
+    def closed_form_cross_transpose(self, x, y, u, batch=None):
+        x_batch, features, labels = self.training_samples(x, batch)
+        weights = torch.sigmoid(x_batch)
+        residual = cross_entropy_residual(
+            class_probabilities(self.logits(y, features)), labels)
+        scales = select_samples(u, batch) * weights * (1 - weights) / len(
+            x_batch)
+        return ((scales[:, None] * residual).T @ features).reshape(-1)
 
     def closed_form_hvp_and_cross(self, x, y, v, batch=None):
         x_batch, features, labels = self.training_samples(x, batch)

@@ -108,3 +108,6 @@ class QuadraticProblem(QuadraticClosedForms, BilevelProblem):
 
     def closed_form_cross(self, x, y, v):
         return self.coupling.T @ v
+
+    def closed_form_cross_transpose(self, x, y, u):
+        return self.coupling @ u

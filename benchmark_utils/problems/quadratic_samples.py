@@ -139,8 +139,9 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
         """1: each H_i is the identity plus a Gram matrix."""
         return 1.0
 
-    # d2_yy g v = v + 1/B sum_i A_i^T A_i v and d2_xy g v = 1/B sum_i
-    # E_i^T A_i v over the B samples of the batch.
+    # d2_yy g v = v + 1/B sum_i A_i^T A_i v, d2_xy g v = 1/B sum_i
+    # E_i^T A_i v and d2_yx g u = 1/B sum_i A_i^T E_i u over the B samples
+    # of the batch.
     def closed_form_hvp(self, x, y, v, batch=None):
         vectors, _, n_samples = self.inner_samples(batch)
         return v + vectors.T @ (vectors @ v) / n_samples
@@ -153,6 +154,10 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
     def closed_form_cross(self, x, y, v, batch=None):
         vectors, couplings, n_samples = self.inner_samples(batch)
         return couplings.T @ (vectors @ v) / n_samples
+
+    def closed_form_cross_transpose(self, x, y, u, batch=None):
+        vectors, couplings, n_samples = self.inner_samples(batch)
+        return vectors.T @ (couplings @ u) / n_samples
 
     def closed_form_hvp_and_cross(self, x, y, v, batch=None):
         vectors, couplings, n_samples = self.inner_samples(batch)

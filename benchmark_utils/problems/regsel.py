@@ -147,6 +147,11 @@ class RegSelProblem(BilevelProblem):
         direction = v.view(self.n_features, self.n_columns)
         return torch.exp(x) * torch.sum(weights * direction, dim=1)
 
+    def closed_form_cross_transpose(self, x, y, u, batch=None):
+        """(d2_Wx g u)_j = exp(x_j) u_j W_j: only the penalty depends on x."""
+        weights = y.view(self.n_features, self.n_columns)
+        return ((torch.exp(x) * u)[:, None] * weights).reshape(-1)
+
     def test_metrics(self, x, y):
         """Accuracy and loss of the solver's classifier ``y`` on the test
         split, and its accuracy on the validation split."""

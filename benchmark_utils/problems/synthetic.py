@@ -82,6 +82,8 @@ class SyntheticProblem(BilevelProblem):
     # With s = sin(x + y), p = softmax(x * y) and u = x * v (entrywise):
     #   d2_yy g v = -c2 s v + x (p u - p <p, u>) + (D3 + G) v
     #   d2_xy g v = -c2 s v + p v + y p (u - <p, u>)
+    # and for w of the size of x, with t = y * w:
+    #   d2_yx g w = -c2 s w + p w + x p (t - <p, t>)
     # (the log-sum-exp's Hessian in z = x * y is diag(p) - p p^T).
     def _curvature_terms(self, x, y, v):
         sine = torch.sin(x + y)
@@ -102,6 +104,13 @@ class SyntheticProblem(BilevelProblem):
 
     def closed_form_cross(self, x, y, v):
         return self._cross(x, y, v, *self._curvature_terms(x, y, v))
+
+    def closed_form_cross_transpose(self, x, y, w):
+        sine = torch.sin(x + y)
+        softmax = torch.softmax(x * y, dim=0)
+        scaled = y * w
+        return (-self.c2 * sine * w + softmax * w
+                + x * softmax * (scaled - torch.dot(softmax, scaled)))
 
     def closed_form_hvp_and_cross(self, x, y, v):
         terms = self._curvature_terms(x, y, v)
