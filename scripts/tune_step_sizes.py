@@ -390,6 +390,21 @@ def single_curve(entry):
     return cls, params
 
 
+def tuned_config_path(out_dir, dataset_class, dataset_params, label,
+                      shared_name):
+    """Where the tuned config of a dataset goes: ``<dataset name>.yml``,
+    unless the run config tunes several datasets of that name
+    (``shared_name``) or that file already holds another instance of it
+    (another split), in which case the file is named after the whole
+    label, so that the tuned steps of each instance stay."""
+    path = out_dir / f"{dataset_class.name}.yml"
+    if not shared_name and (not path.is_file() or yaml.safe_load(
+            path.read_text()).get("dataset") == [
+                selection_string(dataset_class.name, dataset_params)]):
+        return path
+    return out_dir / (re.sub(r"[^\w.=-]+", "_", label).strip("_") + ".yml")
+
+
 def write_configs(args, argv, config, datasets, solvers, results, budget,
                   seeds):
     """Apply the selection rule to ``results`` and write one tuned config
@@ -423,9 +438,9 @@ def write_configs(args, argv, config, datasets, solvers, results, budget,
                       f"{curve.name} on {label} stop before "
                       f"{SHORT_CURVE:.0%} of the {budget:g} s budget (see "
                       "docs/tuning.md, 'Cost')", file=sys.stderr)
-        stem = (dataset_class.name if names.count(dataset_class.name) == 1
-                else re.sub(r"[^\w.=-]+", "_", label).strip("_"))
-        path = args.out_dir / f"{stem}.yml"
+        path = tuned_config_path(args.out_dir, dataset_class,
+                                 dataset_params, label,
+                                 names.count(dataset_class.name) > 1)
         commands = []
         if args.solver is not None:
             # A rerun for some solvers keeps the others' tuned entries.

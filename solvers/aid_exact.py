@@ -2,8 +2,14 @@ import torch
 
 from benchmark_utils.linalg.inner_loops import newton_cg
 from benchmark_utils.linalg.krylov import conjugate_gradient
+from benchmark_utils.sampling import FULL_BATCH
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import check_positive
+
+#: Why AID-exact has no minibatch version.
+NO_MINIBATCHES = (
+    "AID-exact solves y*(x) and A v = b to a tolerance on the full data, "
+    "and has no minibatch version: its batch_size must be 'full'.")
 
 
 class Solver(BilevelSolver):
@@ -13,21 +19,31 @@ class Solver(BilevelSolver):
     y*(x) by Newton-CG and A v = b by conjugate gradient, both warm-started
     from the previous outer iteration and stopped at the relative tolerance
     ``tol``. Per outer iteration: as many gradients and HVPs as the solves
-    take, and 1 cross product."""
+    take, and 1 cross product. Full batch only: a ``batch_size`` other than
+    'full' skips it (with the reason), so that a sweep over batch sizes of
+    every solver leaves it out."""
 
     name = "AID-exact"
     parameters = {
         "tol": [1e-10],
         "step_size_outer": [1.0],
+        "batch_size": ["full"],
     }
-    parameter_template = "tol={tol},outer={step_size_outer}"
+    parameter_template = "tol={tol},outer={step_size_outer},batch={batch_size}"
     references = [
         "F. Pedregosa, 'Hyperparameter optimization with approximate "
         "gradient', ICML 2016",
     ]
     test_config = {"step_size_outer": 0.5}
 
+    def skip(self, **objective):
+        if self.batch_size != FULL_BATCH:
+            return True, NO_MINIBATCHES
+        return False, None
+
     def check_parameters(self):
+        if self.batch_size != FULL_BATCH:
+            raise ValueError(NO_MINIBATCHES)
         check_positive("tol", self.tol)
         # A tolerance under the dtype's resolution cannot be met: the solves
         # would run to their iteration caps at every outer iteration.

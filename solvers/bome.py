@@ -12,8 +12,11 @@ class Solver(BilevelSolver):
     iteration moves (x, y) jointly along d_f + lambda d_q, the dynamic
     barrier lambda = max(phi - <d_f, d_q>, 0) / ||d_q||^2, phi =
     eta ||d_q||^2 (eta: ``barrier_coefficient``), making q decrease at rate
-    eta. No second-order oracle.
-    Per outer iteration: T + 2 gradients, no HVP, no cross product."""
+    eta. No second-order oracle. With ``batch_size``, q and its gradient
+    are estimated on one batch (both of its terms, so that their difference
+    is not swamped by the batch's noise), the inner steps after the first
+    and d f on batches of their own. Per outer iteration: T + 2 gradients
+    (each on a batch, B / n of a full pass), no HVP, no cross product."""
 
     name = "BOME"
     warm_starts_v = False
@@ -22,10 +25,11 @@ class Solver(BilevelSolver):
         "step_size_inner": ["auto"],
         "step_size_joint": ["auto"],
         "barrier_coefficient": [0.5],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},joint={step_size_joint},"
-        "eta={barrier_coefficient}")
+        "eta={barrier_coefficient},batch={batch_size}")
     references = [
         "B. Liu, M. Ye, S. Wright, P. Stone and Q. Liu, 'BOME! Bilevel "
         "optimization made easy: a simple first-order approach', "
@@ -47,14 +51,15 @@ class Solver(BilevelSolver):
 
     def step(self, x, y, v):
         # d g at (x, y) serves both q's gradient and the first inner step.
-        grad_x_g, grad_y_g = self.oracles.grad_inner_xy(x, y)
+        batch = self.inner_batch()
+        grad_x_g, grad_y_g = self.oracles.grad_inner_xy(x, y, batch)
         y_t = inner_gradient_descent(
             self.oracles, x, y - self.inner_step * grad_y_g,
-            self.n_inner_steps - 1, self.inner_step)
+            self.n_inner_steps - 1, self.inner_step, self.inner_batch)
         # d q with y_T held fixed (Liu et al.'s approximation of g*).
-        d_q_x = grad_x_g - self.oracles.grad_inner_x(x, y_t)
+        d_q_x = grad_x_g - self.oracles.grad_inner_x(x, y_t, batch)
         d_q_y = grad_y_g
-        d_f_x, d_f_y = self.oracles.grad_outer(x, y)
+        d_f_x, d_f_y = self.oracles.grad_outer(x, y, self.outer_batch())
         norm2_q = (torch.dot(d_q_x, d_q_x) + torch.dot(d_q_y, d_q_y)
                    ).clamp_min(torch.finfo(y.dtype).tiny)
         inner = torch.dot(d_f_x, d_q_x) + torch.dot(d_f_y, d_q_y)

@@ -9,12 +9,15 @@ from benchmark_utils.validation import check_int
 
 
 class Solver(BilevelSolver):
-    """BSA (Ghadimi and Wang, Algorithm 2), full-batch: T gradient steps on
-    y from the previous y, then v = (Q + 1) eta (I - eta A)^p b with p
-    uniform on {0, ..., Q}, an unbiased estimate of the Neumann sum of Q
-    HVPs at p HVPs, and a step on x of size alpha0 / sqrt(k + 1) along
-    d_x f - d2_xy g v. Per outer iteration: T + 1 gradients, p HVPs
-    (Q / 2 on average), 1 cross product."""
+    """BSA (Ghadimi and Wang, Algorithm 2): T gradient steps on y from the
+    previous y, then v = (Q + 1) eta (I - eta A)^p b with p uniform on
+    {0, ..., Q}, an unbiased estimate of the Neumann sum of Q HVPs at p
+    HVPs, and a step on x of size alpha0 / sqrt(k + 1) along
+    d_x f - d2_xy g v. With ``batch_size``, each inner step, b, each factor
+    (I - eta A) and the cross product draw a batch of their own, as in the
+    paper (independent factors keep the estimate unbiased). Per outer
+    iteration: T + 1 gradients, p HVPs (Q / 2 on average), 1 cross product
+    (each on a batch, B / n of a full pass)."""
 
     name = "BSA"
     warm_starts_v = False
@@ -24,10 +27,12 @@ class Solver(BilevelSolver):
         "step_size_inner": ["auto"],
         "step_size_linsys": ["auto"],
         "step_size_outer": [1.0],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "T={n_inner_steps},Q={n_neumann_steps},inner={step_size_inner},"
-        "linsys={step_size_linsys},outer={step_size_outer}")
+        "linsys={step_size_linsys},outer={step_size_outer},"
+        "batch={batch_size}")
     references = [
         "S. Ghadimi and M. Wang, 'Approximation methods for bilevel "
         "programming', arXiv:1802.02246 2018",
@@ -44,16 +49,16 @@ class Solver(BilevelSolver):
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def step(self, x, y, v):
-        # Inner loop from the previous y (warm start), constant step:
-        # full-batch gradients need no decaying inner step.
+        # Inner loop from the previous y (warm start), constant step.
         y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
-                                   self.inner_step)
-        grad_x_f, b = self.oracles.grad_outer(x, y)
-        v = neumann_sample(lambda u: self.oracles.hvp(x, y, u), b,
-                           self.linsys_step, self.n_neumann_steps,
-                           self.generator)
+                                   self.inner_step, self.inner_batch)
+        grad_x_f, b = self.oracles.grad_outer(x, y, self.outer_batch())
+        v = neumann_sample(
+            lambda u: self.oracles.hvp(x, y, u, self.second_order_batch()),
+            b, self.linsys_step, self.n_neumann_steps, self.generator)
         # Diminishing outer step alpha_k = alpha0 / sqrt(k + 1), as for
         # stochastic gradients: the random truncation makes v noisy.
         alpha = self.outer_step / math.sqrt(self.n_outer + 1)
-        x = x - alpha * (grad_x_f - self.oracles.cross(x, y, v))
+        x = x - alpha * (grad_x_f - self.oracles.cross(
+            x, y, v, self.second_order_batch()))
         return x, y, v

@@ -10,7 +10,11 @@ class Solver(BilevelSolver):
     by T warm-started gradient steps; lambda_k = min(penalty_init +
     penalty_growth k, penalty_max), so the O(1/lambda) bias of the penalty
     shrinks. No second-order oracle. ``y`` reports z, the estimate of
-    y*(x). Per outer iteration: 3 T + 3 gradients, no HVP, no cross."""
+    y*(x). With ``batch_size``, each of its stochastic gradients draws a
+    batch of its own (Algorithm 1's independent samples: the y and z steps
+    and the two terms of the x step's difference). Per outer iteration:
+    3 T + 3 gradients (each on a batch, B / n of a full pass), no HVP, no
+    cross product."""
 
     name = "F2SA"
     warm_starts_v = False
@@ -21,10 +25,12 @@ class Solver(BilevelSolver):
         # x step multiplies the inner tracking errors by lambda.
         "step_size_outer": [0.3],
         "penalty_init, penalty_growth, penalty_max": [(1.0, 1.0, 1e3)],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},outer={step_size_outer},"
-        "lambda={penalty_init}+{penalty_growth}k<={penalty_max}")
+        "lambda={penalty_init}+{penalty_growth}k<={penalty_max},"
+        "batch={batch_size}")
     references = [
         "J. Kwon, D. Kwon, S. Wright and R. Nowak, 'A fully first-order "
         "method for stochastic bilevel optimization', ICML 2023",
@@ -49,14 +55,16 @@ class Solver(BilevelSolver):
             # curvature of g, so the difference y - z, which tends to
             # -A^{-1} d_y f / lambda, converges at the rate of gradient
             # descent on g whatever lambda is.
-            _, grad_y_f = self.oracles.grad_outer(x, y)
+            _, grad_y_f = self.oracles.grad_outer(x, y, self.outer_batch())
             y, z = (y - self.inner_step * (grad_y_f / lam
-                                           + self.oracles.grad_inner(x, y)),
-                    z - self.inner_step * self.oracles.grad_inner(x, z))
+                                           + self.oracles.grad_inner(
+                                               x, y, self.inner_batch())),
+                    z - self.inner_step * self.oracles.grad_inner(
+                        x, z, self.inner_batch()))
         # d_x L_lambda, with d g*(x) = d_x g(x, z):
         # lambda (d_x g(x, y) - d_x g(x, z)) ~ -d2_xy g v, first order.
-        grad_x_f, _ = self.oracles.grad_outer(x, y)
+        grad_x_f, _ = self.oracles.grad_outer(x, y, self.outer_batch())
         self.y_penalty = y
         return x - self.outer_step * (grad_x_f + lam * (
-            self.oracles.grad_inner_x(x, y)
-            - self.oracles.grad_inner_x(x, z))), z, None
+            self.oracles.grad_inner_x(x, y, self.inner_batch())
+            - self.oracles.grad_inner_x(x, z, self.inner_batch()))), z, None

@@ -10,9 +10,12 @@ class Solver(BilevelSolver):
     product d2_xy g v by central differences of gradients of g at
     y +- h v / ||v|| (``benchmark_utils.linalg.finite_differences``). The
     paper's projection of v on a ball (for its nonconvex-PL analysis) is
-    left out: with a strongly convex g, v stays bounded. Per outer
-    iteration: 4 gradients (d_y g, d f, and d g at two points), no HVP, no
-    cross product."""
+    left out: with a strongly convex g, v stays bounded. With
+    ``batch_size``, d_y g, d f and the finite differences draw a batch each
+    (the difference's two gradients share theirs: on two batches, it would
+    divide their noise by 2h). Per outer iteration: 4 gradients (d_y g,
+    d f, and d g at two points; each on a batch, B / n of a full pass), no
+    HVP, no cross product."""
 
     name = "HJFBiO"
     parameters = {
@@ -23,10 +26,11 @@ class Solver(BilevelSolver):
         # dataset (kappa = 100).
         "step_size_outer": [1.0],
         "delta": ["auto"],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "inner={step_size_inner},linsys={step_size_linsys},"
-        "outer={step_size_outer},delta={delta}")
+        "outer={step_size_outer},delta={delta},batch={batch_size}")
     references = [
         "F. Huang, 'Optimal Hessian/Jacobian-free nonconvex-PL bilevel "
         "optimization', ICML 2024",
@@ -42,11 +46,12 @@ class Solver(BilevelSolver):
             self.fd_step = float(self.delta)
 
     def step(self, x, y, v):
-        grad_y_g = self.oracles.grad_inner(x, y)
-        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y)
+        grad_y_g = self.oracles.grad_inner(x, y, self.inner_batch())
+        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y, self.outer_batch())
         # Finite-difference estimates of A v and d2_xy g v: 2 gradients
         # instead of 1 HVP and 1 cross product.
-        hvp, cross = hvp_and_cross_fd(self.oracles, x, y, v, self.fd_step)
+        hvp, cross = hvp_and_cross_fd(self.oracles, x, y, v, self.fd_step,
+                                      self.second_order_batch())
         # Algorithm 1's updates, all from (x_t, y_t, v_t): a gradient step
         # on g in y, on 1/2 v^T A v - b^T v in v, and on the hypergradient
         # estimate d_x f - d2_xy g v in x.

@@ -10,8 +10,11 @@ class Solver(BilevelSolver):
     x -> f(x, y_T(x)) through those steps by reverse mode, back-propagated
     through the last K of them (K = T: Franceschi et al.'s reverse-HG; K < T:
     Shaban et al.'s K-step truncated back-propagation, K-RMD), then one step
-    on x. Per outer iteration: T + 1 gradients, K cross products and
-    max(K - 1, 0) HVPs (the last step back needs no new adjoint)."""
+    on x. With ``batch_size``, each inner step draws a batch, and the
+    reverse pass differentiates each step on the batch it took: the
+    derivative of the stochastic unroll. Per outer iteration: T + 1
+    gradients, K cross products and max(K - 1, 0) HVPs (the last step back
+    needs no new adjoint; each on a batch, B / n of a full pass)."""
 
     name = "ITD"
     warm_starts_v = False
@@ -20,10 +23,11 @@ class Solver(BilevelSolver):
         "n_backprop_steps": [None],
         "step_size_inner": ["auto"],
         "step_size_outer": [1.0],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "T={n_inner_steps},K={n_backprop_steps},inner={step_size_inner},"
-        "outer={step_size_outer}")
+        "outer={step_size_outer},batch={batch_size}")
     references = [
         "A. Shaban, C.-A. Cheng, N. Hatch and B. Boots, 'Truncated "
         "back-propagation for bilevel optimization', AISTATS 2019",
@@ -42,11 +46,12 @@ class Solver(BilevelSolver):
 
     def step(self, x, y, v):
         # Forward pass from y_0 = the previous y_T, keeping y_0..y_{T-1}.
-        y, iterates = unrolled_gradient_descent(
-            self.oracles, x, y, self.n_inner_steps, self.inner_step)
-        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y)
+        y, steps = unrolled_gradient_descent(
+            self.oracles, x, y, self.n_inner_steps, self.inner_step,
+            self.inner_batch)
+        grad_x_f, grad_y_f = self.oracles.grad_outer(x, y, self.outer_batch())
         # Reverse pass: d/dx f(x, y_T(x)), with y_0 constant in x.
         hypergradient = unrolled_hypergradient(
-            self.oracles, x, iterates, grad_x_f, grad_y_f, self.inner_step,
+            self.oracles, x, steps, grad_x_f, grad_y_f, self.inner_step,
             self.n_backprop_steps)
         return x - self.outer_step * hypergradient, y, None

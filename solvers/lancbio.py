@@ -2,6 +2,7 @@ import math
 
 from benchmark_utils.linalg.inner_loops import inner_gradient_descent
 from benchmark_utils.linalg.krylov import RestartedLanczos
+from benchmark_utils.sampling import FULL_BATCH
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import (check_at_least, check_int,
                                         check_positive)
@@ -19,9 +20,20 @@ class Solver(BilevelSolver):
     ``orthogonality_tol=None`` turns off, also restarts the process when a
     new basis vector overlaps the older ones by more than
     ``orthogonality_tol``: each vector comes from a different Hessian, and
-    a basis that lost orthogonality no longer describes the current one.
+    a basis that lost orthogonality no longer describes the current one;
+    so does a step that would make the tridiagonal T_j indefinite (see
+    ``benchmark_utils.linalg.krylov.LanczosProcess``).
+
+    With ``batch_size`` (the LancBiO paper's stochastic experiment), each
+    inner step, b_k, each Lanczos step's HVP and the cross product draw a
+    batch of their own, and the residual correction is dropped: the process
+    restarts from b_k every m iterations and v_k = Q_j T_j^{-1} Q_j^T b_k,
+    as the authors' stochastic code does (a product A v_bar on one batch
+    would be a stale, noisy residual for all the batches after it).
+
     Per outer iteration: T + 1 gradients, 1 HVP plus 1 at each restart
-    (1 + 1/m), 1 cross product."""
+    (1 + 1/m; 1 with minibatches), 1 cross product (each on a batch, B / n
+    of a full pass)."""
 
     name = "LancBiO"
     parameters = {
@@ -32,11 +44,13 @@ class Solver(BilevelSolver):
             (1, "auto", "auto", "auto")],
         "n_warmup_steps": [0],
         "orthogonality_tol": [1e-2],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},outer={step_size_outer},"
         "m={subspace_dim}..{max_subspace_dim}x{subspace_growth}"
-        "/{growth_every},m0={n_warmup_steps},orth={orthogonality_tol}")
+        "/{growth_every},m0={n_warmup_steps},orth={orthogonality_tol},"
+        "batch={batch_size}")
     references = [
         "Y. Yang, B. Gao and Y.-x. Yuan, 'LancBiO: dynamic Lanczos-aided "
         "bilevel optimization via Krylov subspace', ICLR 2025",
@@ -61,7 +75,9 @@ class Solver(BilevelSolver):
 
     def init_state(self):
         self.m = self.subspace_dim
-        self.linear_system = RestartedLanczos(self.orthogonality_tol)
+        self.linear_system = RestartedLanczos(
+            self.orthogonality_tol,
+            residual_correction=self.batch_size == FULL_BATCH)
 
     def step(self, x, y, v):
         # Every growth_every iterations, m <- min(ceil(growth m), max).
@@ -70,13 +86,15 @@ class Solver(BilevelSolver):
             self.m = min(math.ceil(growth * self.m), max_dim)
         # Lower level: T gradient steps from the previous y (warm start).
         y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
-                                   self.inner_step)
-        grad_x_f, b = self.oracles.grad_outer(x, y)
+                                   self.inner_step, self.inner_batch)
+        grad_x_f, b = self.oracles.grad_outer(x, y, self.outer_batch())
         # One dynamic Lanczos step with A_k = d2_yy g(x_k, y_{k+1}) (one
         # HVP, and one more at a restart), then the residual correction.
+        batch = self.second_order_batch()
         v = self.linear_system.step(
-            lambda u: self.oracles.hvp(x, y, u), b, v, self.m)
+            lambda u: self.oracles.hvp(x, y, u, batch), b, v, self.m)
         # The first m0 steps after a restart only build the subspace.
         if self.linear_system.steps_since_restart > self.n_warmup_steps:
-            x = x - self.outer_step * (grad_x_f - self.oracles.cross(x, y, v))
+            x = x - self.outer_step * (grad_x_f - self.oracles.cross(
+                x, y, v, self.second_order_batch()))
         return x, y, v

@@ -5,11 +5,14 @@ from benchmark_utils.validation import check_int
 
 
 class Solver(BilevelSolver):
-    """stocBiO (Ji, Yang and Liang, Algorithm 2), full-batch: T gradient
-    steps on y from the previous y, then v = eta sum_{i=0}^{Q} (I - eta A)^i b,
-    the Neumann series truncated after Q + 1 terms (Q HVPs by the recurrence
-    of the terms), and one step on x along d_x f - d2_xy g v.
-    Per outer iteration: T + 1 gradients, Q HVPs, 1 cross product."""
+    """stocBiO (Ji, Yang and Liang, Algorithm 2): T gradient steps on y from
+    the previous y, then v = eta sum_{i=0}^{Q} (I - eta A)^i b, the Neumann
+    series truncated after Q + 1 terms (Q HVPs by the recurrence of the
+    terms), and one step on x along d_x f - d2_xy g v. With ``batch_size``,
+    each inner step, b, each HVP of the recurrence (the paper's independent
+    batches B_j of its Algorithm 3) and the cross product draw a batch of
+    their own. Per outer iteration: T + 1 gradients, Q HVPs, 1 cross
+    product (each on a batch, B / n of a full pass)."""
 
     name = "stocBiO"
     warm_starts_v = False
@@ -19,10 +22,12 @@ class Solver(BilevelSolver):
         "step_size_inner": ["auto"],
         "step_size_linsys": ["auto"],
         "step_size_outer": [1.0],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "T={n_inner_steps},Q={n_neumann_steps},inner={step_size_inner},"
-        "linsys={step_size_linsys},outer={step_size_outer}")
+        "linsys={step_size_linsys},outer={step_size_outer},"
+        "batch={batch_size}")
     references = [
         "K. Ji, J. Yang and Y. Liang, 'Bilevel optimization: convergence "
         "analysis and enhanced design', ICML 2021",
@@ -36,11 +41,13 @@ class Solver(BilevelSolver):
     def step(self, x, y, v):
         # T inner steps, warm-started from the previous iteration's y.
         y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
-                                   self.inner_step)
-        grad_x_f, b = self.oracles.grad_outer(x, y)
+                                   self.inner_step, self.inner_batch)
+        grad_x_f, b = self.oracles.grad_outer(x, y, self.outer_batch())
         # v_Q from Q Hessian-vector products at (x_k, y_k^T).
-        v = neumann_series(lambda u: self.oracles.hvp(x, y, u), b,
-                           self.linsys_step, self.n_neumann_steps)
+        v = neumann_series(
+            lambda u: self.oracles.hvp(x, y, u, self.second_order_batch()),
+            b, self.linsys_step, self.n_neumann_steps)
         # Hypergradient estimate d_x f - d2_xy g v_Q, and the step on x.
-        x = x - self.outer_step * (grad_x_f - self.oracles.cross(x, y, v))
+        x = x - self.outer_step * (grad_x_f - self.oracles.cross(
+            x, y, v, self.second_order_batch()))
         return x, y, v

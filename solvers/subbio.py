@@ -8,8 +8,11 @@ class Solver(BilevelSolver):
     """SubBiO (Yang, Gao and Yuan, Algorithm 1): v_k minimises the quadratic
     1/2 v^T A_k v - b_k^T v over the two-dimensional subspace
     span{b_k, (I - eta A_k) v_{k-1}}, i.e. solves a 2x2 projected system.
-    Per outer iteration: T + 1 gradients, 3 HVPs (A b, A v, A A v), 1 cross
-    product."""
+    With ``batch_size``, each inner step, b and the cross product draw a
+    batch of their own, and the three HVPs share one: the projected system
+    is then that of one symmetric matrix A_k. Per outer iteration: T + 1
+    gradients, 3 HVPs (A b, A v, A A v), 1 cross product (each on a batch,
+    B / n of a full pass)."""
 
     name = "SubBiO"
     parameters = {
@@ -17,10 +20,12 @@ class Solver(BilevelSolver):
         "step_size_inner": ["auto"],
         "step_size_linsys": ["auto"],
         "step_size_outer": [1.0],
+        "batch_size": ["full"],
     }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},"
-        "linsys={step_size_linsys},outer={step_size_outer}")
+        "linsys={step_size_linsys},outer={step_size_outer},"
+        "batch={batch_size}")
     references = [
         "Y. Yang, B. Gao and Y.-x. Yuan, 'LancBiO: dynamic Lanczos-aided "
         "bilevel optimization via Krylov subspace', ICLR 2025",
@@ -32,14 +37,16 @@ class Solver(BilevelSolver):
 
     def step(self, x, y, v):
         y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
-                                   self.inner_step)
-        grad_x_f, b = self.oracles.grad_outer(x, y)
-        a_b = self.oracles.hvp(x, y, b)
-        a_v = self.oracles.hvp(x, y, v)
-        a_a_v = self.oracles.hvp(x, y, a_v)
+                                   self.inner_step, self.inner_batch)
+        grad_x_f, b = self.oracles.grad_outer(x, y, self.outer_batch())
+        batch = self.second_order_batch()
+        a_b = self.oracles.hvp(x, y, b, batch)
+        a_v = self.oracles.hvp(x, y, v, batch)
+        a_a_v = self.oracles.hvp(x, y, a_v, batch)
         # Second direction u = (I - eta A) v: one gradient step on the
         # quadratic from v, with A u from the products by linearity.
         u, a_u = v - self.linsys_step * a_v, a_v - self.linsys_step * a_a_v
         v = two_dimensional_galerkin(b, a_b, u, a_u)
-        x = x - self.outer_step * (grad_x_f - self.oracles.cross(x, y, v))
+        x = x - self.outer_step * (grad_x_f - self.oracles.cross(
+            x, y, v, self.second_order_batch()))
         return x, y, v

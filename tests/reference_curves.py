@@ -22,7 +22,7 @@ CURVES = {
     "LancBiO": {}, "SubBiO": {}, "SOBA": {}, "TTSA": {}, "stocBiO": {},
     "BSA": {}, "AmIGO[gd]": {"inner_solver": "gd"},
     "AmIGO[cg]": {"inner_solver": "cg"}, "F2SA": {}, "HJFBiO": {},
-    "BOME": {}, "ITD": {}, "AID-exact": {},
+    "BOME": {}, "ITD": {}, "STABLE": {}, "PBGD": {}, "AID-exact": {},
 }
 
 

@@ -69,3 +69,40 @@ def test_paper_hyperclean_uses_the_papers_rates_and_lancbio_schedule():
                 1, 10, 1.3, 50)
     # Outer step 1 in units of n_train / 10: the LancBiO paper's 500.
     assert lancbio["step_size_outer"] == 1.0
+
+
+#: The batch sizes and inner steps of the LancBiO authors' stochastic code,
+#: by solver (AmIGO: both curves), that both stochastic configs carry.
+PAPER_STOCHASTIC_SETTINGS = {
+    "LancBiO": dict(batch_size=256, n_inner_steps=3),
+    "SubBiO": dict(batch_size=256, n_inner_steps=3),
+    "SOBA": dict(batch_size=128),
+    "TTSA": dict(batch_size=256, n_neumann_steps=9),
+    "stocBiO": dict(batch_size=256, n_inner_steps=9, n_neumann_steps=9),
+    "BSA": dict(batch_size=256, n_inner_steps=9, n_neumann_steps=9),
+    "AmIGO": dict(batch_size=256, n_inner_steps=6, n_linsys_steps=9),
+}
+
+
+@pytest.mark.parametrize("name", ["paper_stochastic.yml",
+                                  "stochastic_quickstart.yml"])
+def test_stochastic_configs_run_every_minibatch_solver_as_the_paper(name):
+    config = load(ROOT / "configs" / name)
+    solvers = instances(BENCHMARK.check_solver_patterns(config["solver"]))
+    minibatch_solvers = {solver.name for solver in BENCHMARK.get_solvers()
+                         if solver.name != "AID-exact"}
+    assert {solver for solver, _ in solvers} == minibatch_solvers
+    # AmIGO with both linear solvers.
+    assert len(solvers) == len(minibatch_solvers) + 1
+    for solver, params in solvers:
+        assert isinstance(params["batch_size"], int)
+        expected = PAPER_STOCHASTIC_SETTINGS.get(solver, dict(batch_size=256))
+        assert {key: params[key] for key in expected} == expected, solver
+
+
+def test_paper_stochastic_is_the_papers_split():
+    config = load(ROOT / "configs" / "paper_stochastic.yml")
+    datasets = instances(BENCHMARK.check_dataset_patterns(config["dataset"]))
+    assert datasets == [("hyperclean_mnist", dict(
+        corruption_rate=0.5, n_train=20000, n_val=5000, reg=0.01))]
+    assert config["n-repetitions"] == 10

@@ -1,8 +1,8 @@
 """What is specific to the methods without second-order oracles: HJFBiO's
 finite-difference products (second-order accurate, two gradients, exact
 for a zero direction) and its agreement with SOBA on the quadratic; F2SA's
-O(1/lambda) penalty bias and the lower-level estimate it reports as y.
-(Their counts, convergence, parameter checks and reproducibility, and
+and PBGD's O(1/penalty) bias and the lower-level estimate they report as
+y. (Their counts, convergence, parameter checks and reproducibility, and
 BOME's, are rows of the table in test_solvers.py.)"""
 import math
 
@@ -34,7 +34,8 @@ def test_finite_differences_are_second_order_and_cost_two_gradients():
         hvp_fd, cross_fd = hvp_and_cross_fd(oracles, x, y, v, delta)
         errors.append((relative_error(hvp_fd, hvp),
                        relative_error(cross_fd, cross)))
-    assert oracles.counts() == dict(n_grad=4, n_hvp=0, n_cross=0)
+    assert oracles.counts() == dict(n_grad=4, n_hvp=0, n_cross=0,
+                                    n_epochs=4)
     # Central differences: halving delta divides the error by 4; at
     # delta = 1e-3 (a step of 1e-3 (1 + ||y||) ~ 6e-3) the relative errors
     # are about 5e-8 (HVP) and 9e-7 (cross), far above round-off.
@@ -90,3 +91,34 @@ def test_f2sa_reports_the_lower_level_estimate(quadratic):
     assert metrics["inner_gap"] < 1e-4
     assert solver.get_result()["v"] is None
     assert math.isnan(metrics["linsys_residual"])
+
+
+# -- PBGD's penalty --------------------------------------------------------
+
+
+def test_pbgd_bias_is_inverse_to_the_penalty(quadratic):
+    # With gamma fixed, PBGD converges to the stationary point of
+    # f + gamma (g - g*), whose hypergradient is O(1/gamma); x moves at a
+    # speed of 1 / gamma, hence the long runs.
+    biases = []
+    for gamma in (3.0, 30.0):
+        solver, objective, _ = run_solver(
+            "PBGD", quadratic, 2500, penalty_init=gamma, penalty_growth=0.0,
+            penalty_max=gamma)
+        biases.append(hypergrad_ratio(solver, objective))
+    print(f"PBGD bias at gamma 3 and 30: {biases}")
+    assert 7 < biases[0] / biases[1] < 13
+    assert 1e-2 < biases[0] < 1e-1
+
+
+def test_pbgd_reports_the_lower_level_estimate(quadratic):
+    # ``y`` is w ~ y*(x), not the penalised variable, which stays about
+    # ||v*|| / gamma away from y*(x).
+    solver, objective, _ = run_solver("PBGD", quadratic, 500)
+    metrics = objective.evaluate_result(**solver.get_result())
+    y_star = objective.reference.inner_solution(solver.get_result()["x"])
+    penalised_gap = float(torch.linalg.vector_norm(
+        solver.y_penalty - y_star))
+    assert metrics["inner_gap"] < 1e-3
+    assert penalised_gap > 10 * metrics["inner_gap"]
+    assert solver.get_result()["v"] is None

@@ -58,9 +58,11 @@ def test_itd_reverse_pass_matches_autograd(problem, n_backprop_steps):
                                                step_size, n_backprop)
     assert torch.allclose(hypergradient, expected, rtol=0, atol=1e-10)
     # K cross products; the adjoint after the last step back is not needed.
+    # Each step back reads g's data once, its HVP and cross product fused.
     assert oracles.counts() == dict(n_grad=n_steps + 1,
                                     n_hvp=max(n_backprop - 1, 0),
-                                    n_cross=n_backprop)
+                                    n_cross=n_backprop,
+                                    n_epochs=n_steps + n_backprop)
 
 
 def test_itd_first_step_follows_the_unrolled_derivative(quadratic):

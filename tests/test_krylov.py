@@ -185,3 +185,21 @@ def test_cg_with_the_exact_inverse_as_preconditioner_takes_one_step():
     assert n_matvec == 1
     torch.testing.assert_close(x, torch.linalg.solve(matrix, b), rtol=0,
                                atol=1e-10)
+
+
+def test_a_step_that_would_make_t_indefinite_is_not_taken():
+    # Two SPD matrices in a dynamic process: A1 gives alpha_1 = 1 and
+    # beta_2 = 2; A2 = I gives alpha_2 = 1, so T_2 = [[1, 2], [2, 1]] would
+    # have the eigenvalue -1 (pivot 1 - 4 / 1 = -3).
+    first = torch.tensor([[1.0, 2.0], [2.0, 5.0]], dtype=torch.float64)
+    lanczos = LanczosProcess(torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert lanczos.extend(lambda u: first @ u)
+    calls = []
+    assert lanczos.extend(lambda u: calls.append(u) or u)   # spends it
+    assert len(calls) == 1
+    assert lanczos.lost_definiteness and lanczos.stopped
+    assert lanczos.dim == 1
+    # The solution stays the one of T_1, and the process grows no more.
+    torch.testing.assert_close(lanczos.solution(),
+                               torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert not lanczos.extend(lambda u: u)

@@ -1,8 +1,9 @@
-"""The Neumann-series family (TTSA, stocBiO, BSA): the shared Neumann
-routines against their closed forms, the random-truncation estimator's
-mean and draws, the solvers' iterates against the papers' recursions
-written with the quadratic's matrices, and TTSA's and BSA's HVP counts,
-the truncation lengths they drew. (Their convergence, parameter checks,
+"""The Neumann-series family (TTSA, stocBiO, BSA, STABLE): the shared
+Neumann routines against their closed forms, the random-truncation
+estimator's mean and draws, the solvers' iterates against the papers'
+recursions written with the quadratic's matrices, STABLE's correction of
+y along the implicit function, and TTSA's and BSA's HVP counts, the
+truncation lengths they drew. (Their convergence, parameter checks,
 reproducibility and seed dependence, and stocBiO's counts, are rows of the
 table in test_solvers.py.)"""
 import math
@@ -13,6 +14,7 @@ from conftest import run_solver, spd_matrix
 
 from benchmark_utils.linalg.neumann import (draw_truncation, neumann_sample,
                                             neumann_series)
+from benchmark_utils.problems.quadratic import QuadraticProblem
 
 
 def truncated_neumann(matrix, b, eta, n_terms):
@@ -109,10 +111,18 @@ def reference_iterates(name, problem, params, seed, n_iter):
             beta = params["step_size_inner"] * (k + 1) ** -params[
                 "decay_inner"]
             y = y - beta * (H @ y + B @ x + c)
-        else:
+        elif name != "STABLE":   # STABLE's step on y comes after x's
             for _ in range(params["n_inner_steps"]):
                 y = y - params["step_size_inner"] * (H @ y + B @ x + c)
         b = y - t
+        if name == "STABLE":
+            v = truncated_neumann(H, b, eta, Q + 1)
+            x_next = x - params["step_size_outer"] * (rho * x - B.T @ v)
+            drift = truncated_neumann(H, B @ (x_next - x), eta, Q + 1)
+            y = y - params["step_size_inner"] * (
+                H @ y + B @ x + c) - drift
+            x = x_next
+            continue
         if name == "stocBiO":
             v = truncated_neumann(H, b, eta, Q + 1)
             alpha = params["step_size_outer"]
@@ -130,6 +140,7 @@ def reference_iterates(name, problem, params, seed, n_iter):
     ("stocBiO", dict(n_inner_steps=3, n_neumann_steps=4)),
     ("BSA", dict(n_inner_steps=3, n_neumann_steps=6)),
     ("TTSA", dict(n_neumann_steps=6, decay_inner=0.4, decay_outer=0.6)),
+    ("STABLE", dict(n_neumann_steps=5)),
 ])
 def test_iterates_follow_the_papers_recursion(quadratic, name, params):
     params = dict(params, step_size_inner=0.07, step_size_linsys=0.08,
@@ -159,5 +170,28 @@ def test_random_truncation_counts_are_the_drawn_lengths(quadratic, name,
     gen = torch.Generator().manual_seed(solver.seed)
     drawn = sum(draw_truncation(gen, 10) for _ in range(n_iter))
     assert drawn > 0
+    # Per iteration, the gradients of g (all but one) and the cross
+    # product are passes over g's data as many as the gradients.
     assert solver.get_result()["counts"] == dict(
-        n_grad=n_iter * n_grad, n_hvp=drawn, n_cross=n_iter)
+        n_grad=n_iter * n_grad, n_hvp=drawn, n_cross=n_iter,
+        n_epochs=n_iter * n_grad + drawn)
+
+
+# -- STABLE's correction of y ----------------------------------------------
+
+
+def test_stable_keeps_y_on_the_implicit_function():
+    # From y0 = y*(x0), one STABLE step moves x by an O(1) amount and y
+    # along dy*/dx (x_1 - x_0) = -H^-1 B (x_1 - x_0): on the quadratic,
+    # where y* is affine in x, y_1 = y*(x_1) up to the Neumann truncation
+    # (Q = 400: (1 - eta mu)^401 ~ 1e-16). Without the correction y_1
+    # would stay at y*(x0), as far from y*(x1) as x moved.
+    problem = QuadraticProblem(dim_x=10, dim_y=20, kappa=10.0, seed=0)
+    problem.y0 = problem.inner_solution(problem.x0)
+    solver, _, _ = run_solver("STABLE", problem, 1, n_neumann_steps=400)
+    x1, y1 = solver.get_result()["x"], solver.get_result()["y"]
+    moved = float(torch.linalg.vector_norm(
+        problem.inner_solution(x1) - problem.y0))
+    gap = float(torch.linalg.vector_norm(y1 - problem.inner_solution(x1)))
+    assert moved > 1e-2
+    assert gap < 1e-10 * moved

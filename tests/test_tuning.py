@@ -259,6 +259,8 @@ def test_the_steps_tuned_are_each_solvers_step_sizes():
         ("stocBiO", None): [inner, linsys, outer_step],
         ("SubBiO", None): [inner, linsys, outer_step],
         ("TTSA", None): [inner, linsys, outer_step],
+        ("STABLE", None): [inner, linsys, outer_step],
+        ("PBGD", None): [inner, outer_step],
     }
 
 

@@ -20,16 +20,17 @@ def default_relative_step(dtype):
     return torch.finfo(dtype).eps ** (1 / 3)
 
 
-def hvp_and_cross_fd(oracles, x, y, v, delta):
+def hvp_and_cross_fd(oracles, x, y, v, delta, batch=None):
     """(d2_yy g v, d2_xy g v) by central differences with relative step
-    ``delta``: two ``grad_inner_xy`` calls, i.e. 2 gradients and no HVP."""
+    ``delta``: two ``grad_inner_xy`` calls on the same ``batch`` (None: the
+    full data), i.e. 2 gradients and no HVP."""
     norm_v = torch.linalg.vector_norm(v)
     h = delta * (1 + torch.linalg.vector_norm(y))
     # The step h v / ||v||, its scalar formed first: one pass over v. A zero
     # v gives a zero step and both products exactly 0 (no division by 0).
     step = v * (h / norm_v.clamp_min(torch.finfo(v.dtype).tiny))
-    grad_x_plus, grad_y_plus = oracles.grad_inner_xy(x, y + step)
-    grad_x_minus, grad_y_minus = oracles.grad_inner_xy(x, y - step)
+    grad_x_plus, grad_y_plus = oracles.grad_inner_xy(x, y + step, batch)
+    grad_x_minus, grad_y_minus = oracles.grad_inner_xy(x, y - step, batch)
     scale = norm_v / (2 * h)
     return ((grad_y_plus - grad_y_minus) * scale,
             (grad_x_plus - grad_x_minus) * scale)

@@ -8,11 +8,15 @@ from benchmark_utils.linalg.krylov import conjugate_gradient
 ARMIJO = 1e-4
 
 
-def inner_gradient_descent(oracles, x, y, n_steps, step_size):
-    """``n_steps`` steps of  y <- y - step_size * d_y g(x, y), from ``y``."""
+def inner_gradient_descent(oracles, x, y, n_steps, step_size,
+                           next_batch=None):
+    """``n_steps`` steps of  y <- y - step_size * d_y g(x, y), from ``y``;
+    each step's gradient on the batch ``next_batch()`` draws (stochastic
+    gradient descent), or on the full data when ``next_batch`` is None."""
     for _ in range(n_steps):
+        batch = None if next_batch is None else next_batch()
         # One fused pass over y: y - step_size * d_y g(x, y).
-        y = torch.add(y, oracles.grad_inner(x, y), alpha=-step_size)
+        y = torch.add(y, oracles.grad_inner(x, y, batch), alpha=-step_size)
     return y
 
 

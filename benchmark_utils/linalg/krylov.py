@@ -142,12 +142,23 @@ class LanczosProcess:
         a new vector against the older ones, and once they overlap T_j
         stops describing the current matrix. None: no check (the classical
         process, as CG).
+
+    Whatever the tolerances, a step whose alpha_j would make T_j
+    indefinite (a pivot of its LDL^T factorisation at or below 0) is not
+    taken and the process stops growing (``lost_definiteness``): with one
+    SPD matrix T_j is SPD, but a basis built with different matrices (the
+    dynamic process, and more so with a different minibatch at each step)
+    can give an indefinite T_j, whose Galerkin solution is meaningless and
+    can be arbitrarily large.
     """
 
     def __init__(self, start, breakdown_tol=1e-14, orthogonality_tol=None):
         self.start_norm = torch.linalg.vector_norm(start)
         self.orthogonality_tol = orthogonality_tol
         self.lost_orthogonality = False
+        self.lost_definiteness = False
+        # The last pivot d_j = alpha_j - beta_j^2 / d_{j-1} of T_j = L D L^T.
+        self._pivot = None
         self.alphas = []
         self.betas = []   # betas[i] = beta_{i+2} couples q_{i+1} and q_{i+2}
         self._zero = torch.zeros_like(start)
@@ -166,9 +177,11 @@ class LanczosProcess:
 
     @property
     def stopped(self):
-        """The subspace no longer grows: found invariant, or its next vector
-        lost orthogonality to the basis."""
-        return self.exhausted or self.lost_orthogonality
+        """The subspace no longer grows: found invariant, its next vector
+        lost orthogonality to the basis, or its next step would have made
+        T_j indefinite."""
+        return (self.exhausted or self.lost_orthogonality
+                or self.lost_definiteness)
 
     def extend(self, matvec):
         """One Lanczos step: one matvec with the given operator.
@@ -184,17 +197,24 @@ class LanczosProcess:
         alpha = torch.dot(q, w)
         w = w - alpha * q
         beta = torch.linalg.vector_norm(w)
-        self.alphas.append(alpha)
-        # Reading beta (and the overlap) back is the one host
+        pivot = alpha if self._pivot is None else (
+            alpha - self.betas[-1] ** 2 / self._pivot)
+        # Reading beta, the pivot (and the overlap) back is the one host
         # synchronisation per step: a vanishing beta means Q_j spans an
         # invariant subspace and the next vector would be noise divided by
         # round-off.
         if self.orthogonality_tol is None:
-            beta_value, overlap = float(beta), None
+            beta_value, pivot_value = torch.stack([beta, pivot]).tolist()
         else:
             overlap = torch.linalg.vector_norm(
                 torch.stack(self.basis) @ w, ord=float("inf")) / beta
-            beta_value, overlap = torch.stack([beta, overlap]).tolist()
+            beta_value, pivot_value, overlap = torch.stack(
+                [beta, pivot, overlap]).tolist()
+        if not pivot_value > 0:
+            self.lost_definiteness = True
+            return True
+        self.alphas.append(alpha)
+        self._pivot = pivot
         if beta_value <= self._breakdown_level:
             self.exhausted = True
         elif (self.orthogonality_tol is not None
@@ -237,10 +257,17 @@ class RestartedLanczos:
 
     with the current b_k and the product A v_bar kept from the restart.
     ``orthogonality_tol`` is passed to each :class:`LanczosProcess`.
+
+    ``residual_correction=False`` restarts from b_k itself (v_bar = 0, no
+    product at a restart), so that v_k = Q_j T_j^{-1} Q_j^T b_k: LancBiO in
+    the stochastic setting, where a product A v_bar on one minibatch would
+    be a stale, noisy residual for the batches that follow (the LancBiO
+    authors' stochastic code drops the correction too).
     """
 
-    def __init__(self, orthogonality_tol=None):
+    def __init__(self, orthogonality_tol=None, residual_correction=True):
         self.orthogonality_tol = orthogonality_tol
+        self.residual_correction = residual_correction
         self.process = None
 
     def step(self, hessian, b, v, m):
@@ -248,7 +275,10 @@ class RestartedLanczos:
         ``hessian`` (a matvec) and ``b``, with at most ``m`` vectors."""
         if (self.process is None or self.process.dim >= m
                 or self.process.stopped):
-            self.v_bar, self.a_v_bar = v, hessian(v)
+            if self.residual_correction:
+                self.v_bar, self.a_v_bar = v, hessian(v)
+            else:
+                self.v_bar = self.a_v_bar = torch.zeros_like(b)
             self.process = LanczosProcess(
                 b - self.a_v_bar, orthogonality_tol=self.orthogonality_tol)
             self.steps_since_restart = 0

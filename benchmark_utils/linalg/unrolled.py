@@ -15,20 +15,25 @@ truncated back-propagation (K-RMD) of Shaban et al. (2019).
 """
 
 
-def unrolled_gradient_descent(oracles, x, y, n_steps, step_size):
-    """``n_steps`` steps of  y <- y - step_size * d_y g(x, y)  from ``y``.
+def unrolled_gradient_descent(oracles, x, y, n_steps, step_size,
+                              next_batch=None):
+    """``n_steps`` steps of  y <- y - step_size * d_y g(x, y)  from ``y``,
+    each on the batch ``next_batch()`` draws (the full data when
+    ``next_batch`` is None).
 
-    Returns the last iterate y_T and the points y_0..y_{T-1} where the
-    gradients were taken, which the reverse pass linearises g at.
+    Returns the last iterate y_T and the steps taken: the points
+    y_0..y_{T-1} where the gradients were taken, each with its batch, at
+    which the reverse pass linearises g.
     """
-    iterates = []
+    steps = []
     for _ in range(n_steps):
-        iterates.append(y)
-        y = y - step_size * oracles.grad_inner(x, y)
-    return y, iterates
+        batch = None if next_batch is None else next_batch()
+        steps.append((y, batch))
+        y = y - step_size * oracles.grad_inner(x, y, batch)
+    return y, steps
 
 
-def unrolled_hypergradient(oracles, x, iterates, grad_x_f, grad_y_f,
+def unrolled_hypergradient(oracles, x, steps, grad_x_f, grad_y_f,
                            step_size, n_backprop_steps=None):
     """Reverse pass through the steps that produced ``y_T`` from ``iterates``.
 
@@ -38,8 +43,9 @@ def unrolled_hypergradient(oracles, x, iterates, grad_x_f, grad_y_f,
         Counting oracles; each step back costs one linearisation of d g.
     x : tensor
         Outer variable.
-    iterates : list of tensors
-        y_0..y_{T-1}, as returned by :func:`unrolled_gradient_descent`.
+    steps : list of (tensor, batch)
+        y_0..y_{T-1} with their batches, as returned by
+        :func:`unrolled_gradient_descent`.
     grad_x_f, grad_y_f : tensors
         d_x f and d_y f at (x, y_T).
     step_size : float
@@ -54,14 +60,15 @@ def unrolled_hypergradient(oracles, x, iterates, grad_x_f, grad_y_f,
     products and K - 1 HVPs (the adjoint after the last step back is not
     needed, so that step only takes the cross product).
     """
-    n_steps = len(iterates)
+    n_steps = len(steps)
     n_backprop = n_steps if n_backprop_steps is None else n_backprop_steps
     hypergradient, alpha = grad_x_f, grad_y_f
     for t in range(n_steps - 1, n_steps - n_backprop - 1, -1):
+        y, batch = steps[t]
         if t == n_steps - n_backprop:
-            cross = oracles.cross(x, iterates[t], alpha)
+            cross = oracles.cross(x, y, alpha, batch)
         else:
-            hvp, cross = oracles.hvp_and_cross(x, iterates[t], alpha)
+            hvp, cross = oracles.hvp_and_cross(x, y, alpha, batch)
             alpha = alpha - step_size * hvp
         hypergradient = hypergradient - step_size * cross
     return hypergradient
