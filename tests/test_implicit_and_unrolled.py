@@ -1,14 +1,16 @@
 """ITD and AID-exact, the unrolled and the exact implicit hypergradient:
 ITD's reverse pass (full and truncated) and its first outer step against
 plain autograd through the unrolled loop, AID-exact's first step against
-the quadratic's closed forms, and AID-exact's varying counts. (Their
-convergence, parameter checks and reproducibility, and ITD's counts, are
-rows of the table in test_solvers.py.)"""
+the quadratic's closed forms, AID-exact's varying counts, and the
+Newton-CG of AID-exact and the metrics at the round-off of the gradient.
+(Their convergence, parameter checks and reproducibility, and ITD's
+counts, are rows of the table in test_solvers.py.)"""
 import pytest
 import torch
 from conftest import run_solver
 from torch.func import grad
 
+from benchmark_utils.linalg.inner_loops import newton_cg
 from benchmark_utils.linalg.unrolled import (unrolled_gradient_descent,
                                              unrolled_hypergradient)
 from benchmark_utils.oracles import Oracles
@@ -100,3 +102,24 @@ def test_aid_exact_counts_one_cross_product_per_iteration(quadratic):
     assert counts["n_cross"] == n_iter
     assert counts["n_grad"] >= 2 * n_iter
     assert counts["n_hvp"] >= n_iter
+
+
+# -- Newton-CG -------------------------------------------------------------
+
+
+def test_newton_cg_stops_at_the_round_off_of_the_gradient():
+    # kappa = 1e5: the gradient of g cannot be computed below about
+    # 1e-16 kappa ||y||, so a target of 0 is out of reach. Newton-CG
+    # stops three steps after its last new smallest gradient, at y*,
+    # instead of running its 100 steps.
+    problem = SyntheticProblem(n=100, kappa=1e5, seed=2)
+    oracles = Oracles(problem, "closed_form")
+    x = problem.x0
+    y = newton_cg(oracles, x, problem.y0, tol=0.0,
+                  gradient_target=lambda point: 0.0)
+    n_newton_steps = oracles.counts()["n_grad"]
+    assert n_newton_steps < 50
+    y_star = newton_cg(Oracles(problem, "closed_form"), x, problem.y0,
+                       tol=1e-14)
+    assert float(torch.linalg.vector_norm(y - y_star)) <= 1e-9 * float(
+        torch.linalg.vector_norm(y_star))

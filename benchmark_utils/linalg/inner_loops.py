@@ -6,6 +6,9 @@ import torch
 from benchmark_utils.linalg.krylov import conjugate_gradient
 
 ARMIJO = 1e-4
+#: Newton-CG stops after this many steps without a new smallest gradient:
+#: its gradient has reached the round-off of g's gradient.
+MAX_STALLED_STEPS = 3
 
 
 def inner_gradient_descent(oracles, x, y, n_steps, step_size,
@@ -30,7 +33,11 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
     (Armijo) on g. It stops after a step shorter than
     ``tol * max(1, ||y||)``: with quadratic convergence, the error after
     that step is far below the step itself. Every derivative goes through
-    ``oracles`` and is counted there.
+    ``oracles`` and is counted there. It also stops, returning the point of
+    smallest gradient, once :data:`MAX_STALLED_STEPS` steps in a row found
+    no smaller gradient: the gradient has reached its round-off (with
+    kappa = 1e5 that is above 1e-10 of ||y||), and a target below it
+    would otherwise cost ``max_newton_steps`` steps.
 
     ``gradient_target`` (a function of y) sets a gradient norm that is
     enough at y: the method stops as soon as ``||grad|| <= target``, and
@@ -40,12 +47,20 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
     of d2_yy g(x, y), or None) preconditions each Newton system's CG.
     """
     max_cg_steps = 10 * y.numel() if max_cg_steps is None else max_cg_steps
+    best_norm, best_y, stalled = math.inf, y, 0
     for _ in range(max_newton_steps):
         gradient = oracles.grad_inner(x, y)
         gradient_norm = float(torch.linalg.vector_norm(gradient))
         # Solved exactly, or diverged: nothing more to gain here.
         if gradient_norm == 0.0 or not math.isfinite(gradient_norm):
             break
+        if gradient_norm < best_norm:
+            best_norm, best_y, stalled = gradient_norm, y, 0
+        else:
+            stalled += 1
+            if stalled >= MAX_STALLED_STEPS:
+                # Round-off: the last steps only moved y within it.
+                return best_y
         cg_tol = min(0.5, math.sqrt(gradient_norm)) * gradient_norm
         if gradient_target is not None:
             target = gradient_target(y)
