@@ -14,7 +14,8 @@ import yaml
 from benchopt.cli.main import run as run_command
 from benchopt.utils.parametrized_name_mixin import _get_used_parameters
 from benchopt.utils.run_context import RunContext
-from conftest import BENCHMARK, ROOT, get_solver_class, make_objective
+from conftest import (BENCHMARK, ROOT, get_dataset_class, get_solver_class,
+                      make_objective)
 
 from benchmark_utils.tuning import (TuningCurve, curve_score,
                                     select_candidate, solver_curves,
@@ -386,3 +387,28 @@ def test_a_rerun_for_one_solver_keeps_the_others(read_only_run, tmp_path):
         f"--read-only {rerun_table} --solver SOBA --out-dir {out_dir}"]
     assert "# AmIGO[inner_solver=cg," in text
     assert "score -4.000 (default -4.000)" in text
+
+
+def test_another_instance_of_a_tuned_dataset_gets_its_own_file(tmp_path):
+    script = load_script()
+    quadratic = get_dataset_class("quadratic")
+    params = {"dim_x": 10, "dim_y": 20, "kappa": 10.0}
+    label = str(quadratic.get_instance(**params))
+    # No file yet, or one of this instance: the dataset's name.
+    path = script.tuned_config_path(tmp_path, quadratic, params, label,
+                                    False)
+    assert path == tmp_path / "quadratic.yml"
+    path.write_text(yaml.safe_dump({"dataset": [
+        script.selection_string("quadratic", params)], "solver": []}))
+    assert script.tuned_config_path(tmp_path, quadratic, params, label,
+                                    False) == path
+    # Another instance keeps the first one's file and gets its own.
+    other = {"dim_x": 10, "dim_y": 20, "kappa": 100.0}
+    other_label = str(quadratic.get_instance(**other))
+    assert script.tuned_config_path(
+        tmp_path, quadratic, other, other_label, False) == (
+            tmp_path / "quadratic_dim_x=10_dim_y=20_kappa=100.0.yml")
+    # So does every instance, when one run tunes several.
+    assert script.tuned_config_path(tmp_path, quadratic, params, label,
+                                    True).name == (
+        "quadratic_dim_x=10_dim_y=20_kappa=10.0.yml")

@@ -198,19 +198,21 @@ class HyperCleaningProblem(BilevelProblem):
         class_eigenvalues, class_eigenvectors = torch.linalg.eigh(class_factor)
         ridge = 2 * self.reg
         # 1 / (c_k s_j + 2 reg) on the kept feature directions j; the rest
-        # share the mean of their eigenvalues (the last entry).
-        kept = class_eigenvalues[:, None] * self.moment_eigenvalues[:-1] + (
-            ridge)
-        rest = class_eigenvalues[:, None] * self.moment_eigenvalues[-1] + (
-            ridge)
+        # share the mean of their eigenvalues (the last entry): M^-1 is
+        # 1 / rest everywhere, plus 1 / kept - 1 / rest on the kept ones.
+        rest_inverse = 1 / (class_eigenvalues[:, None]
+                            * self.moment_eigenvalues[-1] + ridge)
+        kept_gain = 1 / (class_eigenvalues[:, None]
+                         * self.moment_eigenvalues[:-1] + ridge) - (
+                             rest_inverse)
         directions = self.moment_eigenvectors
 
         def inverse(r):
             in_classes = class_eigenvectors.T @ r.view(N_CLASSES, -1)
-            coordinates = in_classes @ directions
-            return (class_eigenvectors @ (
-                (coordinates / kept - coordinates / rest) @ directions.T
-                + in_classes / rest)).reshape(-1)
+            return (class_eigenvectors @ torch.addmm(
+                in_classes * rest_inverse,
+                (in_classes @ directions) * kept_gain,
+                directions.T)).reshape(-1)
         return inverse
 
     def _decompose_feature_moment(self):

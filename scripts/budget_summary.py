@@ -1,0 +1,111 @@
+"""What each curve of a results file has reached within solver-time budgets:
+for each dataset, solver curve and budget, the metric at the curve's last
+evaluation within the budget (the median over repetitions), the best value
+of the metric within it, and the HVPs and epochs spent by then (in
+full-batch passes). One markdown table per dataset, a row per curve, its
+solver's name and batch size (``batch=full`` for full batch) as label.
+
+A curve that ended before a budget (converged, diverged, or stopped by the
+stopping rule) keeps its last point; a diverged one is marked.
+
+Usage (from the benchmark folder):
+    python scripts/budget_summary.py RESULTS.parquet
+        [--metric objective_test_accuracy] [--time-budget 30 300]
+"""
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmark_utils.plotting.budget import (  # noqa: E402
+    best_within_budget, diverged_runs)
+
+#: The counts reported next to the metric.
+COUNTS = ("objective_n_hvp", "objective_n_epochs")
+
+
+def curve_label(df, solver):
+    """The solver's name with what tells its curves apart here: AmIGO's
+    linear solver and the batch size."""
+    rows = df[df["solver_name"] == solver].iloc[0]
+    name = solver.split("[")[0]
+    parts = [f"{key}={rows[f'p_solver_{key}']}"
+             for key in ("inner_solver", "batch_size")
+             if f"p_solver_{key}" in df.columns
+             and pd.notna(rows[f"p_solver_{key}"])]
+    return name + (f"[{','.join(parts)}]" if parts else "")
+
+
+def reached_within(df, columns, budget):
+    """(dataset, solver) -> the median over repetitions of ``columns`` at
+    each repetition's last evaluation with ``time <= budget``."""
+    within = df[df["time"] <= budget].sort_values("stop_val")
+    last = within.groupby(["dataset_name", "solver_name", "idx_rep"])[
+        list(columns)].last()
+    return last.groupby(level=["dataset_name", "solver_name"]).median()
+
+
+def summary(df, metric, budgets):
+    """{dataset: [(label, {budget: (reached, best, n_hvp, n_epochs)},
+    diverged)]}."""
+    counts = [column for column in COUNTS if column in df.columns]
+    diverged = diverged_runs(df)
+    tables = {}
+    for budget in budgets:
+        reached = reached_within(df, [metric, *counts], budget)
+        best = best_within_budget(df, metric, "time", budget)
+        for (dataset, solver), row in reached.iterrows():
+            entries = tables.setdefault(dataset, {}).setdefault(solver, {})
+            entries[budget] = (row[metric], best[dataset, solver],
+                               *(row.get(column, math.nan)
+                                 for column in COUNTS))
+    return {dataset: [(curve_label(df, solver), entries,
+                       (dataset, solver) in diverged)
+                      for solver, entries in sorted(
+                          by_solver.items(),
+                          key=lambda item: curve_label(df, item[0]))]
+            for dataset, by_solver in tables.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--metric", default="objective_test_accuracy")
+    parser.add_argument("--time-budget", type=float, nargs="+",
+                        default=[30.0, 300.0])
+    args = parser.parse_args(argv)
+    if not args.results.is_file():
+        sys.exit(f"budget_summary.py: no results file at {args.results}")
+    df = pd.read_parquet(args.results)
+    if args.metric not in df.columns:
+        sys.exit(f"budget_summary.py: {args.results} has no column "
+                 f"{args.metric}")
+    metric = args.metric.removeprefix("objective_")
+    header = ["solver"] + [
+        f"{metric} / best / HVPs / epochs within {budget:g} s"
+        for budget in args.time_budget]
+    for dataset, rows in summary(df, args.metric,
+                                 args.time_budget).items():
+        print(f"\n{dataset}\n")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for label, entries, diverged in rows:
+            cells = []
+            for budget in args.time_budget:
+                if budget not in entries:
+                    cells.append("-")
+                    continue
+                reached, best, n_hvp, n_epochs = entries[budget]
+                cells.append(f"{reached:.3g} / {best:.3g} / {n_hvp:.4g} / "
+                             f"{n_epochs:.4g}")
+            mark = " (diverged)" if diverged else ""
+            print(f"| {label}{mark} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""scripts/budget_summary.py on a results table written here: the metric
+reached at the last point within each budget and the best within it, the
+HVPs and epochs spent by then, medians over repetitions, curves told
+apart by their batch size."""
+import runpy
+import sys
+
+import pandas as pd
+from conftest import ROOT
+
+SCRIPT = ROOT / "scripts" / "budget_summary.py"
+
+
+def rows(solver, batch_size, rep, times, accuracies, hvps, diverged=()):
+    return [dict(dataset_name="D", solver_name=f"{solver}[{batch_size}]",
+                 idx_rep=rep, stop_val=k, time=t,
+                 objective_test_accuracy=accuracy, objective_n_hvp=hvp,
+                 objective_n_epochs=2 * hvp,
+                 objective_diverged=k in diverged,
+                 objective_value=1.0, p_solver_batch_size=batch_size)
+            for k, (t, accuracy, hvp) in enumerate(zip(times, accuracies,
+                                                       hvps))]
+
+
+def test_reached_best_and_counts_within_each_budget(tmp_path, capsys):
+    table = (
+        # Full batch: its accuracy peaks before 30 s and falls after.
+        rows("SOBA", "full", 0, [0, 10, 25, 200], [0.1, 0.8, 0.7, 0.9],
+             [0, 5, 12, 100])
+        # Minibatches, two repetitions: medians of their points.
+        + rows("SOBA", "128", 0, [0, 20, 280], [0.1, 0.6, 0.8],
+               [0, 0.5, 7.0])
+        + rows("SOBA", "128", 1, [0, 28, 299], [0.1, 0.4, 0.9],
+               [0, 0.7, 8.0])
+        # Diverged at its third point, which stays its last.
+        + rows("TTSA", "256", 0, [0, 5, 40], [0.1, 0.3, 0.2], [0, 1, 2],
+               diverged=(2,)))
+    path = tmp_path / "results.parquet"
+    pd.DataFrame(table).to_parquet(path)
+    argv = sys.argv
+    sys.argv = [str(SCRIPT), str(path)]
+    try:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert ("| solver | test_accuracy / best / HVPs / epochs within 30 s | "
+            "test_accuracy / best / HVPs / epochs within 300 s |") in out
+    assert "| SOBA[batch_size=full] | 0.7 / 0.8 / 12 / 24 | 0.9 / 0.9 / 100 " \
+        "/ 200 |" in out
+    assert "| SOBA[batch_size=128] | 0.5 / 0.5 / 0.6 / 1.2 | 0.85 / 0.85 " \
+        "/ 7.5 / 15 |" in out
+    # The diverged point is not a best; its curve is marked.
+    assert "| TTSA[batch_size=256] (diverged) | 0.3 / 0.3 / 1 / 2 | 0.2 / " \
+        "0.3 / 2 / 4 |" in out
