@@ -14,6 +14,13 @@ full-batch value.
 A solver draws its batches from :class:`MinibatchStreams`, three
 independent streams from one seed: drawing more batches from one (a longer
 inner loop) leaves the batches of the others as they were.
+
+**Fixed batches.** Methods that keep a memory of each batch's last
+gradient (SAGA-style variance reduction: SABA) need batches that come
+back: with ``fixed_batches=True`` the samples are cut once, by a seeded
+permutation, into ``ceil(n / B)`` batches, and each epoch visits them in a
+new random order; every sample is still drawn once per epoch, and
+``batch_index`` names the batch last drawn.
 """
 import numpy as np
 import torch
@@ -42,10 +49,13 @@ class EpochSampler:
     samples : str
         What the samples are, for the error message ("training samples of
         the hyper-cleaning problem").
+    fixed_batches : bool
+        Cut the samples into batches once and visit those in a new order
+        at each epoch (see the module's docstring).
     """
 
     def __init__(self, n_samples, batch_size, seed, device,
-                 samples="samples"):
+                 samples="samples", fixed_batches=False):
         check_batch_size("batch_size", batch_size, n_samples, samples)
         self.n_samples, self.batch_size = n_samples, batch_size
         self.full_batch = batch_size == FULL_BATCH
@@ -53,12 +63,27 @@ class EpochSampler:
         self.generator = torch.Generator().manual_seed(seed)
         self._order = None
         self._position = n_samples   # the first draw starts an epoch
+        self.batches = None
+        if fixed_batches and not self.full_batch:
+            order = torch.randperm(n_samples, generator=self.generator)
+            self.batches = [batch.to(device) for batch in order.split(
+                batch_size)]
+        self.batch_index = None
+
+    @property
+    def n_batches(self):
+        """Batches per epoch: ceil(n / B) (1 for 'full')."""
+        return 1 if self.full_batch else -(-self.n_samples
+                                           // self.batch_size)
 
     def next_batch(self):
         """The next batch: a 1-D int64 tensor of sample indices on the
         device (None for 'full')."""
         if self.full_batch:
+            self.batch_index = 0
             return None
+        if self.batches is not None:
+            return self._next_fixed_batch()
         if self._position >= self.n_samples:
             self._order = torch.randperm(
                 self.n_samples, generator=self.generator).to(self.device)
@@ -66,6 +91,15 @@ class EpochSampler:
         batch = self._order[self._position:self._position + self.batch_size]
         self._position += self.batch_size
         return batch
+
+    def _next_fixed_batch(self):
+        if self._position >= len(self.batches):
+            self._order = torch.randperm(len(self.batches),
+                                         generator=self.generator).tolist()
+            self._position = 0
+        self.batch_index = self._order[self._position]
+        self._position += 1
+        return self.batches[self.batch_index]
 
 
 class MinibatchStreams:
@@ -87,9 +121,12 @@ class MinibatchStreams:
         ``self.get_seed(use_repetition=True)`` in ``set_objective``); the
         streams' seeds are spawned from it by numpy's ``SeedSequence``,
         whose children are independent streams by construction.
+    fixed_batches : bool
+        Every stream cuts its samples into batches once
+        (:class:`EpochSampler`).
     """
 
-    def __init__(self, problem, batch_size, seed):
+    def __init__(self, problem, batch_size, seed, fixed_batches=False):
         check_int("seed", seed, 0)
         full_batch = isinstance(batch_size, str) and batch_size == FULL_BATCH
         if problem.n_inner_samples is None and not full_batch:
@@ -102,9 +139,11 @@ class MinibatchStreams:
         training = f"training samples of the {problem.name} problem"
         validation = f"validation samples of the {problem.name} problem"
         self.inner = EpochSampler(problem.n_inner_samples, batch_size,
-                                  inner_seed, problem.device, training)
+                                  inner_seed, problem.device, training,
+                                  fixed_batches)
         self.outer = EpochSampler(problem.n_outer_samples, batch_size,
-                                  outer_seed, problem.device, validation)
+                                  outer_seed, problem.device, validation,
+                                  fixed_batches)
         self.second_order = EpochSampler(
             problem.n_inner_samples, batch_size, second_order_seed,
-            problem.device, training)
+            problem.device, training, fixed_batches)

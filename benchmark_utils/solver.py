@@ -58,6 +58,9 @@ class BilevelSolver(BaseSolver):
 
     sampling_strategy = "callback"
     warm_starts_v = True
+    #: True for a method that keeps a memory per batch: its streams cut
+    #: their samples into batches once (``MinibatchStreams``).
+    fixed_batches = False
 
     def set_objective(self, oracles, x0, y0):
         self.oracles = oracles
@@ -105,7 +108,8 @@ class BilevelSolver(BaseSolver):
     def restart_batches(self):
         """The batch streams from their seed: every run draws the same."""
         self.batches = MinibatchStreams(self.oracles.problem,
-                                        self.batch_size, self._batch_seed)
+                                        self.batch_size, self._batch_seed,
+                                        self.fixed_batches)
 
     def inner_batch(self):
         """The next batch of training samples for a gradient of g (None in
@@ -126,6 +130,13 @@ class BilevelSolver(BaseSolver):
         decaying step sizes of the stochastic methods' analyses (exponent
         0: constant)."""
         return step * (self.n_outer + 1) ** -exponent
+
+    def decayed_momentum(self, momentum, exponent):
+        """``1 - (1 - momentum) (k + 1) ** -exponent`` at outer iteration k:
+        a STORM momentum whose complement decays, as in the analyses of
+        MRBO, SUSTAIN and FSLA, so that the weight of the past tends to 1
+        (exponent 0: constant)."""
+        return 1 - self.decayed(1 - momentum, exponent)
 
     def get_result(self):
         return dict(x=self.x, y=self.y, v=self.v,

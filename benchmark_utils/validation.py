@@ -48,6 +48,15 @@ def check_in_open_interval(name, value, low, high):
         )
 
 
+def check_momentum(name, value):
+    """``value`` must be a number in ``[0, 1)``: the weight of the past in a
+    momentum or a moving average (1 would never look at a new sample)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0 <= value < 1):
+        raise ValueError(
+            f"{name} must be a number in [0, 1), got {value!r}.")
+
+
 def check_batch_size(name, value, n_samples, samples):
     """``value`` must be 'full' or an integer in ``[1, n_samples]``;
     ``samples`` says what is counted ("training samples of the

@@ -110,12 +110,16 @@ def run_solver(name, problem, n_iter, objective=None, record=False,
 
 
 def assert_counts_per_iteration(problem, name, params, per_iteration,
-                                n_iter):
+                                n_iter, first=None):
     """Run ``n_iter`` iterations of solver ``name``: its counts must be
-    exactly ``n_iter`` times ``per_iteration`` (a dict of counts)."""
+    exactly ``n_iter`` times ``per_iteration`` (a dict of counts), or
+    ``first`` plus ``n_iter - 1`` times it for a method whose first
+    iteration differs."""
     solver, _, _ = run_solver(name, problem, n_iter, **params)
+    first = per_iteration if first is None else first
     assert solver.get_result()["counts"] == {
-        key: n_iter * value for key, value in per_iteration.items()}
+        key: first[key] + (n_iter - 1) * value
+        for key, value in per_iteration.items()}
     assert solver.get_result()["n_outer"] == n_iter
 
 

@@ -22,7 +22,9 @@ CURVES = {
     "LancBiO": {}, "SubBiO": {}, "SOBA": {}, "TTSA": {}, "stocBiO": {},
     "BSA": {}, "AmIGO[gd]": {"inner_solver": "gd"},
     "AmIGO[cg]": {"inner_solver": "cg"}, "F2SA": {}, "HJFBiO": {},
-    "BOME": {}, "ITD": {}, "STABLE": {}, "PBGD": {}, "AID-exact": {},
+    "BOME": {}, "ITD": {}, "STABLE": {}, "PBGD": {}, "SABA": {},
+    "SRBA": {}, "MA-SOBA": {}, "MRBO": {}, "VRBO": {}, "FSLA": {},
+    "SUSTAIN": {}, "AID-exact": {},
 }
 
 

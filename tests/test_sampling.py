@@ -96,3 +96,26 @@ def test_a_batch_size_on_a_problem_without_samples_is_a_clear_error():
     with pytest.raises(ValueError, match="batch_size must be 'full' on the "
                        "synthetic problem, which has no samples, got 4"):
         MinibatchStreams(SyntheticProblem(n=5), 4, seed=0)
+
+
+def test_fixed_batches_come_back_in_a_new_order_each_epoch():
+    sampler = EpochSampler(10, 4, seed=0, device=CPU, fixed_batches=True)
+    assert sampler.n_batches == 3
+    assert [len(batch) for batch in sampler.batches] == [4, 4, 2]
+    assert torch.equal(torch.sort(torch.cat(sampler.batches)).values,
+                       torch.arange(10))
+    epochs = []
+    for _ in range(6):
+        epoch = []
+        for _ in range(3):
+            batch = sampler.next_batch()
+            # The batch drawn is the fixed batch it names.
+            assert torch.equal(batch, sampler.batches[sampler.batch_index])
+            epoch.append(sampler.batch_index)
+        epochs.append(tuple(epoch))
+    # Every batch once per epoch, in orders that change.
+    assert all(sorted(epoch) == [0, 1, 2] for epoch in epochs)
+    assert len(set(epochs)) > 1
+    # Full batch: one batch, index 0.
+    full = EpochSampler(10, "full", seed=0, device=CPU, fixed_batches=True)
+    assert full.next_batch() is None and full.batch_index == 0

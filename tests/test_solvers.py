@@ -36,10 +36,11 @@ from benchmark_utils.problems.synthetic import SyntheticProblem
 
 class Counts(NamedTuple):
     """With ``params``, each of ``n_iter`` outer iterations makes exactly
-    ``per_iteration`` oracle calls."""
+    ``per_iteration`` oracle calls (the first one ``first``, when given)."""
     params: dict
     per_iteration: dict
     n_iter: int
+    first: dict = None
 
 
 class Decreases(NamedTuple):
@@ -404,6 +405,117 @@ CASES = {
         ),
         curve=Curve({}, 15),
     ),
+    # The variance-reduced methods (test_variance_reduction.py): in full
+    # batch, the memory and recursions give the exact directions.
+    "SABA": SolverCase(
+        "SABA",
+        counts=(Counts({}, dict(n_grad=2, n_hvp=1, n_cross=1, n_epochs=2),
+                       9),),
+        converges=(Decreases({"step_size_outer": 0.1}, 500, 100),),
+        bad_parameters=(
+            BadParameters({"step_size_inner": 0.0},
+                          "step_size_inner must be"),
+        ),
+        curve=Curve({}, 15),
+    ),
+    "SRBA": SolverCase(
+        "SRBA",
+        # Full batch: a full pass at every iteration, as SOBA.
+        counts=(Counts({}, dict(n_grad=2, n_hvp=1, n_cross=1, n_epochs=2),
+                       9),),
+        converges=(Decreases({"step_size_outer": 0.1}, 500, 100),),
+        bad_parameters=(
+            BadParameters({"period": 0}, "period must be an integer >= 1"),
+            BadParameters({"period": 2.5}, "period must be an integer"),
+        ),
+        curve=Curve({}, 15),
+    ),
+    "MA-SOBA": SolverCase(
+        "MA-SOBA",
+        counts=(Counts({}, dict(n_grad=2, n_hvp=1, n_cross=1, n_epochs=2),
+                       9),),
+        # In full batch the average of a slowly moving D_x only delays x:
+        # a momentum of 0.9 makes its joint steps with y and v oscillate.
+        converges=(Decreases({"step_size_outer": 0.1, "momentum": 0.5},
+                             500, 100),),
+        bad_parameters=(
+            BadParameters({"momentum": 1.0},
+                          r"momentum must be a number in \[0, 1\)"),
+            BadParameters({"momentum": -0.1},
+                          r"momentum must be a number in \[0, 1\)"),
+            BadParameters({"decay_outer": -1.0},
+                          "decay_outer must be a finite number >= 0"),
+        ),
+        curve=Curve({}, 15),
+    ),
+    "MRBO": SolverCase(
+        "MRBO",
+        # Each estimate at two points from the second iteration on.
+        counts=(Counts({"n_neumann_steps": 3},
+                       dict(n_grad=4, n_hvp=6, n_cross=2, n_epochs=10), 9,
+                       first=dict(n_grad=2, n_hvp=3, n_cross=1,
+                                  n_epochs=5)),),
+        # Q = 40, as stocBiO: the truncation bias of v.
+        converges=(Decreases({"n_neumann_steps": 40}, 300, 100),),
+        bad_parameters=(
+            BadParameters({"momentum": 1.5},
+                          r"momentum must be a number in \[0, 1\)"),
+            BadParameters({"n_neumann_steps": 0},
+                          "n_neumann_steps must be an integer >= 1"),
+        ),
+        curve=Curve({}, 15),
+    ),
+    "VRBO": SolverCase(
+        "VRBO",
+        # A full pass (2 gradients, Q HVPs, 1 cross product), then T steps
+        # each with both estimates at two points.
+        counts=(Counts({"n_inner_steps": 2, "n_neumann_steps": 3},
+                       dict(n_grad=10, n_hvp=15, n_cross=5, n_epochs=25),
+                       7),),
+        converges=(Decreases({"n_neumann_steps": 40}, 100, 100),),
+        bad_parameters=(
+            BadParameters({"period": 0}, "period must be an integer >= 1"),
+            BadParameters({"n_inner_steps": 0},
+                          "n_inner_steps must be an integer >= 1"),
+        ),
+        curve=Curve({}, 6),
+    ),
+    "FSLA": SolverCase(
+        "FSLA",
+        counts=(Counts({}, dict(n_grad=4, n_hvp=1, n_cross=2, n_epochs=4),
+                       9, first=dict(n_grad=3, n_hvp=1, n_cross=1,
+                                     n_epochs=3)),),
+        # Constant steps: in full batch there is no noise for the decaying
+        # schedule to damp.
+        converges=(Decreases({"step_size_outer": 0.5, "decay_inner": 0.0,
+                              "decay_outer": 0.0, "decay_momentum": 0.0},
+                             500, 100),),
+        bad_parameters=(
+            BadParameters({"momentum": 1.0},
+                          r"momentum must be a number in \[0, 1\)"),
+            BadParameters({"decay_momentum": -0.5},
+                          "decay_momentum must be a finite number >= 0"),
+        ),
+        curve=Curve({}, 15),
+    ),
+    "SUSTAIN": SolverCase(
+        "SUSTAIN",
+        counts=(
+            # Q = 0 draws p = 0: no HVP.
+            Counts({"n_neumann_steps": 0},
+                   dict(n_grad=4, n_hvp=0, n_cross=2, n_epochs=4), 9,
+                   first=dict(n_grad=2, n_hvp=0, n_cross=1, n_epochs=2)),
+        ),
+        converges=(Decreases({}, 600, 100, "quadratic_minimised_at_zero"),),
+        bad_parameters=(
+            BadParameters({"momentum": -0.5},
+                          r"momentum must be a number in \[0, 1\)"),
+            BadParameters({"n_neumann_steps": -1},
+                          "n_neumann_steps must be an integer >= 0"),
+        ),
+        curve=Curve({}, 15),
+        random=True,
+    ),
     "AID-exact": SolverCase(
         "AID-exact",
         # Its solves run to a tolerance, so its counts vary from one
@@ -477,7 +589,8 @@ def test_table_has_a_row_for_every_solver():
 @pytest.mark.parametrize("name, counts", table_rows("counts"))
 def test_counts_per_iteration_are_exact(quadratic, name, counts):
     assert_counts_per_iteration(quadratic, name, counts.params,
-                                counts.per_iteration, counts.n_iter)
+                                counts.per_iteration, counts.n_iter,
+                                counts.first)
 
 
 # -- reproducibility -------------------------------------------------------
@@ -551,11 +664,15 @@ def changed_value(solver_class, parameter, value):
     if value is None or value == "full":
         return 3
     if value == "auto":
-        return 0.5
+        # A period of full passes is a number of iterations.
+        return 3 if parameter == "period" else 0.5
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"no rule to change {parameter}={value!r}")
     if isinstance(value, int):
         return value + 1
+    if parameter == "momentum":
+        # In [0, 1).
+        return value / 2 if value else 0.5
     return 2 * value if value else 1.0
 
 
@@ -598,4 +715,6 @@ def test_changing_one_parameter_changes_the_label(sample_quadratic, name,
     for parameter in default_parameters(solver_class)])
 def test_label_template_names_every_parameter(name, parameter):
     template = SOLVER_CLASSES[name].parameter_template
-    assert "{" + parameter + "}" in template
+    # As it is, or with a format ("{decay_inner:.2g}").
+    assert ("{" + parameter + "}" in template
+            or "{" + parameter + ":" in template)

@@ -11,6 +11,7 @@ from benchopt.utils.run_context import RunContext
 from conftest import (BENCHMARK, IterationBudget, get_solver_class,
                       make_objective, run_solver)
 
+from benchmark_utils.linalg.neumann import draw_truncation
 from benchmark_utils.problems.quadratic_samples import SampleQuadraticProblem
 from benchmark_utils.sampling import MinibatchStreams
 from benchmark_utils.problems.synthetic import SyntheticProblem
@@ -81,12 +82,46 @@ MINIBATCH_SOLVERS = {
     "PBGD": (dict(n_inner_steps=2), [
         ("inner", "grad_g", 1), ("inner", "grad_g", 1),
         ("outer", "grad_f", 1), ("inner", "grad_g", 2)]),
+    # The variance-reduced methods. Fixed batches, d_y g and the fused HVP
+    # and cross product on one.
+    "SABA": ({}, [("inner", "grad_g+hvp_cross", 1), ("outer", "grad_f", 1)]),
+    # A full pass every 4 iterations; in between SOBA's directions at two
+    # points on the same batches.
+    "SRBA": (dict(period=4), lambda k, _: [
+        ("full", "grad_g+hvp_cross+grad_f", 1)] if k % 4 == 0 else [
+        ("inner", "grad_g+hvp_cross", 2), ("outer", "grad_f", 2)]),
+    "MA-SOBA": (dict(momentum=0.5), [
+        ("inner", "grad_g", 1), ("outer", "grad_f", 1),
+        ("second_order", "hvp_cross", 1)]),
+    # Each estimate of a pair on the same batches (one point at first).
+    "MRBO": (dict(n_neumann_steps=3), lambda k, _: [
+        ("inner", "grad_g+cross", 1 + (k > 0)),
+        ("outer", "grad_f", 1 + (k > 0)),
+        *[("second_order", "hvp", 1 + (k > 0))] * 3]),
+    # Its drawn truncation: p HVP batches.
+    "SUSTAIN": (dict(n_neumann_steps=3), lambda k, truncations: [
+        ("inner", "grad_g+cross", 1 + (k > 0)),
+        ("outer", "grad_f", 1 + (k > 0)),
+        *[("second_order", "hvp", 1 + (k > 0))] * truncations[k]]),
+    # A full pass every 3 outer iterations, then T = 2 inner steps, each
+    # with the estimates at two points on the same batches.
+    "VRBO": (dict(n_inner_steps=2, n_neumann_steps=3, period=3),
+             lambda k, _: ([("full", "grad_g+grad_f+cross", 1),
+                            ("full", "hvp", 3)] if k % 3 == 0 else []) + [
+        ("inner", "grad_g+cross", 2), ("outer", "grad_f", 2),
+        *[("second_order", "hvp", 2)] * 3] * 2),
+    # Steps on y and v, then the hypergradient estimate at two points.
+    "FSLA": ({}, lambda k, _: [
+        ("inner", "grad_g", 1), ("outer", "grad_f", 1),
+        ("second_order", "hvp", 1), ("second_order", "cross", 1 + (k > 0)),
+        ("outer", "grad_f", 1 + (k > 0))]),
 }
 
 
 def solver_name(case):
-    """The benchmark's solver of a MINIBATCH_SOLVERS key."""
-    return case.split("-")[0]
+    """The benchmark's solver of a MINIBATCH_SOLVERS key (AmIGO-GD and
+    AmIGO-CG are AmIGO)."""
+    return "AmIGO" if case.startswith("AmIGO") else case
 
 
 @pytest.fixture(scope="module")
@@ -95,25 +130,36 @@ def problem():
                                   kappa=10.0, seed=0)
 
 
-def expected_counts(problem, draws, n_iter, batch_size, seed):
-    """The counts of ``n_iter`` iterations that make ``draws`` each, from
-    the solver's own streams replayed: exact fractions of a pass, whatever
-    the size of each epoch's last batch."""
-    streams = MinibatchStreams(problem, batch_size, seed)
+def expected_counts(problem, solver, draws, n_iter, batch_size):
+    """The counts of ``n_iter`` iterations of ``solver`` that make
+    ``draws`` each (a list, or a function of the iteration and the drawn
+    truncations that gives it), from the solver's own streams replayed:
+    exact fractions of a pass, whatever the size of each epoch's last
+    batch. A draw from the stream ``full`` reads all the samples."""
+    streams = MinibatchStreams(problem, batch_size, solver.get_seed(
+        use_repetition=True), solver.fixed_batches)
+    truncations = None
+    if hasattr(solver, "generator"):   # its random truncations, replayed
+        generator = torch.Generator().manual_seed(solver.seed)
+        truncations = [draw_truncation(generator, solver.n_neumann_steps)
+                       for _ in range(n_iter)]
+    n_train, n_val = problem.n_inner_samples, problem.n_outer_samples
     samples = dict.fromkeys(("grad_g", "grad_f", "hvp", "cross", "epochs"),
                             0)
-    for _ in range(n_iter):
-        for stream, oracles, calls in draws:
-            size = len(getattr(streams, stream).next_batch())
+    for k in range(n_iter):
+        for stream, oracles, calls in (draws(k, truncations)
+                                       if callable(draws) else draws):
+            size = (None if stream == "full"
+                    else len(getattr(streams, stream).next_batch()))
             for oracle in oracles.split("+"):
+                n = size or (n_val if oracle == "grad_f" else n_train)
                 counters = {"hvp_cross": ("hvp", "cross")}.get(oracle,
                                                                 (oracle,))
                 for counter in counters:
-                    samples[counter] += calls * size
+                    samples[counter] += calls * n
                 if oracle != "grad_f":
                     # One pass over the batch per call, fused or not.
-                    samples["epochs"] += calls * size
-    n_train, n_val = problem.n_inner_samples, problem.n_outer_samples
+                    samples["epochs"] += calls * n
     return dict(
         n_grad=float(Fraction(samples["grad_g"], n_train)
                      + Fraction(samples["grad_f"], n_val)),
@@ -131,8 +177,7 @@ def test_counts_are_fractions_of_a_pass(problem, case):
     solver, _, _ = run_solver(solver_name(case), problem, n_iter,
                               batch_size=batch_size, **params)
     assert solver.get_result()["counts"] == expected_counts(
-        problem, draws, n_iter, batch_size, solver.get_seed(
-            use_repetition=True))
+        problem, solver, draws, n_iter, batch_size)
 
 
 def test_soba_counts_in_numbers(problem):
@@ -168,8 +213,10 @@ def test_same_seed_same_draws_another_seed_others(problem, case):
                                     **params)[0])
     assert not torch.allclose(first, curve(name, problem, 1, batch_size=16,
                                            **params)[0])
-    # Full batch draws nothing: the seed does not matter (TTSA and BSA
-    # draw their truncations, here all 0).
+    # Full batch draws no batch: the seed does not matter (TTSA, BSA and
+    # SUSTAIN draw their truncations, all 0 with Q = 0).
+    if "n_neumann_steps" in params and name in ("TTSA", "BSA", "SUSTAIN"):
+        params = dict(params, n_neumann_steps=0)
     assert torch.equal(curve(name, problem, 0, batch_size="full",
                              **params)[0],
                        curve(name, problem, 1, batch_size="full",

@@ -262,6 +262,13 @@ def test_the_steps_tuned_are_each_solvers_step_sizes():
         ("TTSA", None): [inner, linsys, outer_step],
         ("STABLE", None): [inner, linsys, outer_step],
         ("PBGD", None): [inner, outer_step],
+        ("SABA", None): [inner, outer_step],
+        ("SRBA", None): [inner, outer_step],
+        ("MA-SOBA", None): [inner, outer_step],
+        ("MRBO", None): [inner, linsys, outer_step],
+        ("VRBO", None): [inner, linsys, outer_step],
+        ("FSLA", None): [inner, outer_step],
+        ("SUSTAIN", None): [inner, linsys, outer_step],
     }
 
 

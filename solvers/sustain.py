@@ -1,0 +1,69 @@
+import torch
+
+from benchmark_utils.linalg.neumann import draw_truncation
+from benchmark_utils.solver import BilevelSolver
+from benchmark_utils.validation import (check_at_least, check_int,
+                                        check_momentum)
+from benchmark_utils.variance_reduction import MomentumHypergradient
+
+
+class Solver(BilevelSolver):
+    """SUSTAIN (Khanduri, Zeng, Hong, Wai, Wang and Yang, Algorithm 1): a
+    single loop with momentum-based variance reduction on both levels: one
+    step on y along a STORM estimate of d_y g and one on x along a STORM
+    estimate of BSA's hypergradient estimate, d_x f - d2_xy g v with
+    v = (Q + 1) eta (I - eta A)^p d_y f, p uniform on {0, ..., Q}:
+
+        d_k = e(x_k, y_k) + momentum_k (d_{k-1} - e(x_{k-1}, y_{k-1})),
+
+    both estimates e of a pair on the same batches and the same p. The
+    paper's schedule (its Theorem 1): steps decaying as (k + 1)^(-1/3) and
+    a momentum 1 - eta_k with eta_k decaying as (k + 1)^(-2/3); eta_0 =
+    1 - momentum = 0.5 and Q = 10 as in benchopt's benchmark_bilevel.
+    Decays of 0 give constant steps. Per outer iteration: 2
+    gradients, p HVPs (Q / 2 on average), 1 cross product at each of the
+    two points (at the first iteration, one point; each on a batch, B / n
+    of a full pass)."""
+
+    name = "SUSTAIN"
+    warm_starts_v = False
+    parameters = {
+        "n_neumann_steps": [10],
+        "step_size_inner": ["auto"],
+        "step_size_linsys": ["auto"],
+        "step_size_outer": [1.0],
+        "momentum": [0.5],
+        "batch_size": ["full"],
+        "decay_inner, decay_outer, decay_momentum": [(1 / 3, 1 / 3, 2 / 3)],
+    }
+    parameter_template = (
+        "Q={n_neumann_steps},inner={step_size_inner},"
+        "linsys={step_size_linsys},outer={step_size_outer},"
+        "momentum={momentum},batch={batch_size},"
+        "decay={decay_inner:.2g}/{decay_outer:.2g}/{decay_momentum:.2g}")
+    references = [
+        "P. Khanduri, S. Zeng, M. Hong, H.-T. Wai, Z. Wang and Z. Yang, 'A "
+        "near-optimal algorithm for stochastic bilevel optimization via "
+        "double-momentum', NeurIPS 2021",
+    ]
+    test_config = {"step_size_outer": 0.5}
+
+    def check_parameters(self):
+        check_int("n_neumann_steps", self.n_neumann_steps, 0)
+        check_momentum("momentum", self.momentum)
+        for name in ("decay_inner", "decay_outer", "decay_momentum"):
+            check_at_least(name, getattr(self, name), 0.0)
+        self.seed = self.get_seed(use_repetition=True)
+
+    def init_state(self):
+        # Seeded at each run, so a run repeats its truncation draws.
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.estimator = MomentumHypergradient(self, random_truncation=True)
+
+    def step(self, x, y, v):
+        d_y, d_x = self.estimator.directions_at(
+            x, y, draw_truncation(self.generator, self.n_neumann_steps),
+            self.decayed_momentum(self.momentum, self.decay_momentum))
+        return (x - self.decayed(self.outer_step, self.decay_outer) * d_x,
+                y - self.decayed(self.inner_step, self.decay_inner) * d_y,
+                None)
