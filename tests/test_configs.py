@@ -100,9 +100,6 @@ def test_stochastic_configs_run_every_minibatch_solver_as_the_paper(name):
     solvers = instances(BENCHMARK.check_solver_patterns(config["solver"]))
     minibatch_solvers = {solver.name for solver in BENCHMARK.get_solvers()
                          if solver.name != "AID-exact"}
-    if name == "stochastic_quickstart.yml":
-        # At tuned steps: the variance-reduced methods are not tuned yet.
-        minibatch_solvers -= set(VARIANCE_REDUCED)
     assert {solver for solver, _ in solvers} == minibatch_solvers
     # AmIGO with both linear solvers.
     assert len(solvers) == len(minibatch_solvers) + 1
