@@ -9,7 +9,7 @@ from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
 from benchmark_utils.oracles import HVP_MODES, Oracles, check_closed_form
 from benchmark_utils.stopping import SolverTimeBudget
-from benchmark_utils.validation import check_choice
+from benchmark_utils.validation import ParameterError, check_choice
 
 
 class Objective(BaseObjective):
@@ -53,12 +53,27 @@ class Objective(BaseObjective):
 
     test_config = {"dataset": {"name": "quadratic"}}
 
-    def set_data(self, problem):
+    def skip(self, problem, unusable=None):
+        # A dataset that could not be built (benchmark_utils.data.
+        # BilevelDataset) or a parameter of the objective out of range:
+        # benchopt reports the reason and goes on with the other datasets.
+        if unusable is not None:
+            return True, unusable
+        try:
+            self.check_parameters()
+        except ParameterError as error:
+            return True, str(error)
+        return False, None
+
+    def check_parameters(self):
         check_choice("hvp_mode", self.hvp_mode, ("auto",) + HVP_MODES)
         check_choice("second_order_metrics", self.second_order_metrics,
                      (True, False))
-        device = resolve_device(self.device)
-        self.problem = problem.to(device, resolve_dtype(self.dtype))
+        return resolve_device(self.device), resolve_dtype(self.dtype)
+
+    def set_data(self, problem):
+        device, dtype = self.check_parameters()
+        self.problem = problem.to(device, dtype)
         # The reference is built from the dataset's float64 data, not from
         # the (possibly float32-rounded) copy the solvers work on.
         self.reference = ReferenceMetrics(problem.to(device, torch.float64))

@@ -3,7 +3,7 @@ import re
 
 import torch
 
-from benchmark_utils.validation import check_choice
+from benchmark_utils.validation import ParameterError, check_choice
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -16,14 +16,14 @@ def resolve_device(device):
     """
     if not isinstance(device, str) or not re.fullmatch(
             r"auto|cpu|cuda(:\d+)?", device):
-        raise ValueError(
+        raise ParameterError(
             "device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', "
             f"got {device!r}."
         )
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
+        raise ParameterError(
             f"device={device!r} was asked for but CUDA is not available on "
             "this machine; use device='cpu' or device='auto'."
         )

@@ -25,7 +25,8 @@ new random order; every sample is still drawn once per epoch, and
 import numpy as np
 import torch
 
-from benchmark_utils.validation import check_batch_size, check_int
+from benchmark_utils.validation import (ParameterError, check_batch_size,
+                                        check_int)
 
 #: The ``batch_size`` of the full-batch path: every batch is None.
 FULL_BATCH = "full"
@@ -130,7 +131,7 @@ class MinibatchStreams:
         check_int("seed", seed, 0)
         full_batch = isinstance(batch_size, str) and batch_size == FULL_BATCH
         if problem.n_inner_samples is None and not full_batch:
-            raise ValueError(
+            raise ParameterError(
                 f"batch_size must be 'full' on the {problem.name} problem, "
                 f"which has no samples, got {batch_size!r}.")
         inner_seed, outer_seed, second_order_seed = (

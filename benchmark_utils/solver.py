@@ -14,7 +14,7 @@ from benchmark_utils.device import synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
 from benchmark_utils.tuned_steps import TUNED, tuned_step
-from benchmark_utils.validation import check_positive
+from benchmark_utils.validation import ParameterError, check_positive
 
 #: Safety margin on the power-iteration estimate of the inner Lipschitz
 #: constant: the estimate is a lower bound.
@@ -61,6 +61,18 @@ class BilevelSolver(BaseSolver):
     #: True for a method that keeps a memory per batch: its streams cut
     #: their samples into batches once (``MinibatchStreams``).
     fixed_batches = False
+
+    def skip(self, oracles, x0, y0):
+        # A parameter out of range, or a memory that would not fit (SABA),
+        # is this curve's skip reason: benchopt prints it without a
+        # traceback and goes on with the other curves. The set-up is
+        # repeated by set_objective, which benchopt calls next; it is not
+        # timed.
+        try:
+            self.set_objective(oracles, x0, y0)
+        except (ParameterError, MemoryError) as error:
+            return True, str(error)
+        return False, None
 
     def set_objective(self, oracles, x0, y0):
         self.oracles = oracles

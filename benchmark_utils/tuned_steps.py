@@ -17,6 +17,8 @@ import yaml
 from benchopt.utils.parametrized_name_mixin import (_extract_options,
                                                    _get_used_parameters)
 
+from benchmark_utils.validation import ParameterError
+
 #: Where ``scripts/tune_step_sizes.py`` writes the tuned run configs.
 TUNED_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "tuned"
 #: The value of a step-size parameter that asks for its tuned value.
@@ -83,14 +85,14 @@ def tuned_step(solver, step, dataset_name, directory=None):
               f"scripts/tune_step_sizes.py --config CONFIG --dataset "
               f"{dataset} --solver {cls.name} (docs/tuning.md).")
     if dataset_name is None:
-        raise ValueError(f"{step}='{TUNED}' reads the tuned configs of the "
-                         f"run's dataset, which only a benchopt run has; "
-                         + advice)
+        raise ParameterError(
+            f"{step}='{TUNED}' reads the tuned configs of the run's dataset, "
+            "which only a benchopt run has; " + advice)
     found = tuned_config(dataset_name, directory)
     if found is None:
-        raise ValueError(f"{step}='{TUNED}': no run config in {directory} "
-                         f"is tuned for the dataset {dataset_name}; "
-                         + advice)
+        raise ParameterError(
+            f"{step}='{TUNED}': no run config in {directory} is tuned for "
+            f"the dataset {dataset_name}; " + advice)
     path, entries = found
     for entry in entries:
         entry_name, selection = parse_selection(entry)
@@ -100,5 +102,5 @@ def tuned_step(solver, step, dataset_name, directory=None):
             if all(same_value(params[key], value)
                    for key, value in own.items()):
                 return params[step]
-    raise ValueError(f"{step}='{TUNED}': {path} has no entry for "
-                     f"{label} on {dataset_name}; " + advice)
+    raise ParameterError(f"{step}='{TUNED}': {path} has no entry for "
+                         f"{label} on {dataset_name}; " + advice)

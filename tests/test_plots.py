@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -173,13 +174,23 @@ def test_saved_views_use_valid_plots_and_option_values():
                 assert view[f"{kind}_{option}"] in values, (name, option)
 
 
+def not_benchmark_files(folder, names):
+    """What the copy of the benchmark leaves out: outputs, caches, tests,
+    hidden files and the downloaded data (the top-level data/ folder, not
+    benchmark_utils/data, which is code)."""
+    left_out = {"outputs", "__cache__", "tests", "venv"}
+    if Path(folder) == ROOT:
+        left_out.add("data")
+    return [name for name in names
+            if name in left_out or name.startswith(".")]
+
+
 @pytest.fixture(scope="module")
 def html_run(tmp_path_factory):
     """A tiny run with --html, in a copy of the benchmark (the report is
     written to the benchmark's own outputs/ folder)."""
     copy = tmp_path_factory.mktemp("run") / "benchmark"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
-        "outputs", "__cache__", "data", "tests", ".*", "venv"))
+    shutil.copytree(ROOT, copy, ignore=not_benchmark_files)
     solvers = ["LancBiO", "SOBA", "F2SA"]
     benchopt("run", str(copy), "-d", SMALL_QUADRATIC,
              *[arg for s in solvers for arg in ("-s", s)],

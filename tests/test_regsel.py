@@ -2,7 +2,6 @@
 densified problem and finite differences, the objective's hypergradient,
 the memory of one oracle call at news20's size, LancBiO, the loaders on
 written files through libsvmdata, the splits and the bad-input errors."""
-import bz2
 import json
 import math
 import os
@@ -21,7 +20,9 @@ from scipy import sparse as scipy_sparse
 from torch.func import grad, jvp, vmap
 
 from benchmark_utils.data import MissingDataError
-from benchmark_utils.data.libsvm import fetch_libsvm_set, libsvm_folder
+from benchmark_utils.data import libsvm as libsvm_data
+from benchmark_utils.data.libsvm import (fetch_libsvm_set, fetch_libsvm_sets,
+                                         libsvm_folder)
 from benchmark_utils.oracles import HVP_MODES, Oracles
 from benchmark_utils.problems.regsel import RegSelProblem, build_regsel_problem
 from benchmark_utils.problems.sparse import SparseFeatures
@@ -219,8 +220,10 @@ def test_every_solver_runs_on_the_sparse_problem_without_densifying(
 # -- LancBiO ------------------------------------------------------------------
 
 def regsel_dataset(tmp_path, monkeypatch, name, n_samples, **sizes):
-    """The dataset ``name`` on random files written under LIBSVMDATA_HOME."""
+    """The dataset ``name`` on random files written under LIBSVMDATA_HOME
+    (of their own sizes: see ``accept_written_sizes``)."""
     monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))
+    accept_written_sizes(monkeypatch)
     dataset_class = get_dataset_class(name)
     for libsvm_name in dataset_class.libsvm_names:
         write_random_libsvm_set(tmp_path / "libsvm", libsvm_name, n_samples,
@@ -252,24 +255,37 @@ def test_lancbio_lowers_the_validation_loss_on_news20_shaped_data():
 
 @pytest.mark.parametrize("libsvm_name, dense", [
     ("ijcnn1", True), ("ijcnn1_test", True), ("news20.multiclass", False)])
-def test_loader_reads_written_files_through_libsvmdata(
+def test_loader_reads_written_files_in_libsvmdata_layout(
         tmp_path, monkeypatch, libsvm_name, dense):
     monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))
+    accept_written_sizes(monkeypatch)
     folder = libsvm_folder()
     assert folder == tmp_path / "libsvm"
     written, labels = write_random_libsvm_set(folder, libsvm_name, 30,
                                               seed=1)
-    for _ in range(2):   # converted by libsvmdata, then read from its cache
+    published = (folder / written_name(libsvm_name)).read_bytes()
+    for _ in range(2):   # converted, then read from the cache
         features, read_labels = fetch_libsvm_set(libsvm_name, "regsel_x")
         assert isinstance(features, np.ndarray) == dense
-        assert not (folder / written_name(libsvm_name)).exists()
         np.testing.assert_array_equal(read_labels, labels)
         np.testing.assert_array_equal(
             features if dense else features.toarray(), written.toarray())
-    cached = sorted(path.name for path in folder.iterdir())
+    # libsvmdata's cache, and the published file kept as it was.
     extension = "npy" if dense else "npz"
-    assert cached == [f"{libsvm_name}_X.{extension}",
-                      f"{libsvm_name}_y.npy"]
+    assert sorted(path.name for path in folder.iterdir()) == sorted([
+        written_name(libsvm_name), f"{libsvm_name}_X.{extension}",
+        f"{libsvm_name}_y.npy"])
+    assert (folder / written_name(libsvm_name)).read_bytes() == published
+    cached = (np.load(folder / f"{libsvm_name}_X.npy") if dense
+              else scipy_sparse.load_npz(folder / f"{libsvm_name}_X.npz"))
+    assert cached.shape == written.shape
+
+
+def accept_written_sizes(monkeypatch):
+    """Sets written by a test have its sizes, not LIBSVM's: only their
+    feature counts are checked (tests/test_damaged_data.py checks the
+    published sample counts)."""
+    monkeypatch.setattr(libsvm_data, "PUBLISHED_SHAPES", {})
 
 
 def written_name(libsvm_name):
@@ -279,12 +295,17 @@ def written_name(libsvm_name):
 
 def test_download_goes_through_libsvmdata(tmp_path, monkeypatch):
     monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))
+    accept_written_sizes(monkeypatch)
     counts, classes = random_documents(20, 62_061, 20, 70, seed=2)
     requested = []
 
     def fake_download(url, path, **kwargs):   # the network, offline
         requested.append(url)
-        write_libsvm_file(path, counts, classes + 1.0)
+        # Into a temporary name: an interrupted download is never read.
+        assert path.name == "news20.bz2.part"
+        served = tmp_path / "served" / "news20.bz2"
+        write_libsvm_file(served, counts, classes + 1.0)
+        served.rename(path)
 
     monkeypatch.setattr(libsvmdata_abstraction, "download", fake_download)
     features, labels = fetch_libsvm_set("news20.multiclass", "regsel_news20")
@@ -293,6 +314,8 @@ def test_download_goes_through_libsvmdata(tmp_path, monkeypatch):
     assert scipy_sparse.issparse(features)
     np.testing.assert_array_equal(features.toarray(), counts.toarray())
     np.testing.assert_array_equal(labels, classes + 1.0)
+    assert (tmp_path / "libsvm" / "news20.bz2").exists()
+    assert not (tmp_path / "libsvm" / "news20.bz2.part").exists()
 
 
 def no_network(url, path, **kwargs):
@@ -313,6 +336,20 @@ def test_missing_data_without_network_is_a_clear_error(tmp_path,
     assert "ijcnn1.t.bz2" in message and "no network" in message
 
 
+def test_every_missing_set_is_named_in_one_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))
+    monkeypatch.setattr(libsvmdata_abstraction, "download", no_network)
+    with pytest.raises(MissingDataError) as error:
+        fetch_libsvm_sets(("ijcnn1", "ijcnn1_test"), "regsel_ijcnn1")
+    message = str(error.value)
+    assert message.startswith("LIBSVM data sets 'ijcnn1', 'ijcnn1_test' are "
+                              f"not in {tmp_path / 'libsvm'}")
+    for published in ("ijcnn1.bz2", "ijcnn1.t.bz2"):
+        assert f"{published} (https://www.csie.ntu.edu.tw/~cjlin/" \
+            f"libsvmtools/datasets/binary/{published})" in message
+    assert "benchopt prepare . -d regsel_ijcnn1" in message
+
+
 def test_dataset_reports_missing_data_with_its_name(tmp_path, monkeypatch):
     monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))
     monkeypatch.setattr(libsvmdata_abstraction, "download", no_network)
@@ -320,38 +357,11 @@ def test_dataset_reports_missing_data_with_its_name(tmp_path, monkeypatch):
     RunContext().set_run_context("objective", dataset, "solver",
                                  repetition=0, base_seed=0)
     with pytest.raises(MissingDataError, match="-d regsel_news20"):
-        dataset.get_data()
-
-
-@pytest.mark.parametrize("content, compress, message", [
-    (b"3 1:0.5 7:abc\n", True, "could not convert string to float"),
-    (b"3 7:0.5 2:1\n", True, "should be sorted and unique"),
-    (b"3 1:0.5 7:1\n", False, "Invalid data stream"),
-])
-def test_malformed_file_is_a_clear_error(tmp_path, monkeypatch, content,
-                                         compress, message):
-    monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))
-    published = tmp_path / "libsvm" / "news20.bz2"
-    published.parent.mkdir()
-    published.write_bytes(bz2.compress(content) if compress else content)
-    with pytest.raises(ValueError, match=message) as error:
-        fetch_libsvm_set("news20.multiclass", "regsel_news20")
-    assert f"{published} (LIBSVM data set 'news20.multiclass') is not a " \
-        "valid svmlight file" in str(error.value)
-    assert "benchopt prepare . -d regsel_news20" in str(error.value)
-    # Removed, with its decompressed copy: the next run downloads it again.
-    assert list(published.parent.iterdir()) == []
-
-
-def test_non_finite_entries_are_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIBSVMDATA_HOME", str(tmp_path))
-    published = tmp_path / "libsvm" / "ijcnn1.bz2"
-    published.parent.mkdir()
-    published.write_bytes(bz2.compress(b"1 1:0.5 3:nan\n-1 2:1\n"))
-    with pytest.raises(ValueError, match="non-finite") as error:
-        fetch_libsvm_set("ijcnn1", "regsel_ijcnn1")
-    assert f"{tmp_path}/libsvm/ijcnn1_X.npz (LIBSVM data set 'ijcnn1'" \
-        in str(error.value)
+        dataset.build_problem()
+    # In a run, the dataset is skipped with that message, without a
+    # traceback, and the run goes on (tests/test_damaged_data.py).
+    data = dataset.get_data()
+    assert data["problem"] is None and "-d regsel_news20" in data["unusable"]
 
 
 def test_unknown_data_set_name_is_a_clear_error():
@@ -469,8 +479,9 @@ def test_news20_dataset_stays_sparse(tmp_path, monkeypatch):
 def test_benchopt_runs_both_datasets_from_libsvmdata_files(tmp_path):
     # `benchopt run . -d regsel_ijcnn1 -d regsel_news20` on written files:
     # the whole pipeline, news20 at its full 62,061 features kept sparse.
+    # At LIBSVM's published sizes: the loader checks them.
     for libsvm_name in ("ijcnn1", "ijcnn1_test", "news20.multiclass"):
-        write_random_libsvm_set(tmp_path / "libsvm", libsvm_name, 120,
+        write_random_libsvm_set(tmp_path / "libsvm", libsvm_name,
                                 seed=len(libsvm_name))
     output = tmp_path / "results.parquet"
     completed = subprocess.run(

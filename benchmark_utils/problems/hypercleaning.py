@@ -20,7 +20,8 @@ from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.glm import (class_probabilities,
                                           cross_entropy_curvature,
                                           cross_entropy_residual)
-from benchmark_utils.validation import check_at_least, check_int
+from benchmark_utils.validation import (ParameterError, check_at_least,
+                                        check_int)
 
 N_CLASSES = 10
 #: The feature directions that the preconditioner of d2_WW g treats one by
@@ -264,7 +265,7 @@ def corrupt_labels(labels, corruption_rate, generator):
     """Replace ``floor(corruption_rate * n)`` labels, drawn at random, by a
     uniformly drawn *different* class. Returns (new labels, corrupted mask)."""
     if not 0 <= corruption_rate < 1:
-        raise ValueError(
+        raise ParameterError(
             f"corruption_rate must be in [0, 1), got {corruption_rate!r}.")
     n = len(labels)
     n_corrupted = int(corruption_rate * n)

@@ -11,7 +11,8 @@ then stable, as on the LancBiO paper's synthetic problem.
 import torch
 
 from benchmark_utils.problems.base import BilevelProblem
-from benchmark_utils.validation import check_at_least, check_int
+from benchmark_utils.validation import (ParameterError, check_at_least,
+                                        check_int)
 
 
 class QuadraticClosedForms:
@@ -72,7 +73,7 @@ class QuadraticProblem(QuadraticClosedForms, BilevelProblem):
         check_int("dim_y", dim_y, 1)
         check_at_least("kappa", kappa, 1.0)
         if not 0 < rho < 1:
-            raise ValueError(f"rho must be in (0, 1), got {rho!r}.")
+            raise ParameterError(f"rho must be in (0, 1), got {rho!r}.")
         gen = torch.Generator().manual_seed(seed)
         options = dict(generator=gen, dtype=torch.float64)
         q, _ = torch.linalg.qr(torch.randn(dim_y, dim_y, **options))

@@ -32,8 +32,8 @@ import torch
 
 from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.quadratic import QuadraticClosedForms
-from benchmark_utils.validation import (check_at_least, check_in_open_interval,
-                                        check_int)
+from benchmark_utils.validation import (ParameterError, check_at_least,
+                                        check_in_open_interval, check_int)
 
 #: The r vectors of each training sample: a few, so that one sample's
 #: Hessian is far from the mean one, as a data point's is.
@@ -71,7 +71,7 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
         check_in_open_interval("rho", rho, 0, 1)
         min_train = math.ceil(dim_y / VECTORS_PER_SAMPLE)
         if n_train < min_train:
-            raise ValueError(
+            raise ParameterError(
                 f"n_train must be at least dim_y / {VECTORS_PER_SAMPLE} = "
                 f"{min_train} for dim_y = {dim_y}, got {n_train}: the mean "
                 "inner Hessian is the identity plus the Gram matrix of the "

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from scipy import sparse as scipy_sparse
 from sklearn.preprocessing import normalize
 
+from benchmark_utils.data import DamagedDataError
 from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.glm import (class_probabilities,
                                           cross_entropy_curvature)
@@ -238,13 +239,13 @@ def class_values(pools):
     (-1 and +1 become 0 and 1, news20's 1..20 become 0..19)."""
     for _, labels, source in pools:
         if not np.array_equal(labels, np.round(labels)):
-            raise ValueError(
+            raise DamagedDataError(
                 f"LIBSVM data set {source!r} has non-integer labels: it is "
                 "not a classification data set.")
     classes = np.unique(np.concatenate([labels for _, labels, _ in pools]))
     if len(classes) < 2:
         names = " and ".join(repr(source) for _, _, source in pools)
-        raise ValueError(
+        raise DamagedDataError(
             f"LIBSVM data set {names} has a single class ({classes}); a "
             "classification problem needs at least two.")
     return classes

@@ -12,7 +12,8 @@ kappa: the regime where approximating A^{-1} b is the bottleneck.
 import torch
 
 from benchmark_utils.problems.base import BilevelProblem
-from benchmark_utils.validation import check_at_least, check_int
+from benchmark_utils.validation import (ParameterError, check_at_least,
+                                        check_int)
 
 
 class SyntheticProblem(BilevelProblem):
@@ -37,7 +38,7 @@ class SyntheticProblem(BilevelProblem):
         check_at_least("kappa", kappa, 1.0)
         check_at_least("c1", c1, 0.0)
         if not 0 <= c2 < 1:
-            raise ValueError(f"c2 must be in [0, 1), got {c2!r}.")
+            raise ParameterError(f"c2 must be in [0, 1), got {c2!r}.")
         self.n, self.kappa, self.c1, self.c2 = n, float(kappa), c1, c2
         gen = torch.Generator().manual_seed(seed)
         options = dict(generator=gen, dtype=torch.float64)

@@ -13,6 +13,8 @@ from libsvmdata.core import ALL_DATASETS
 from scipy import sparse as scipy_sparse
 from sklearn.datasets import dump_svmlight_file
 
+from benchmark_utils.data.libsvm import PUBLISHED_SHAPES
+
 #: Fraction of a document's words drawn from its class's own block of the
 #: vocabulary (the rest is uniform): enough signal for a classifier to learn.
 TOPIC_SHARE = 0.3
@@ -60,23 +62,29 @@ def write_libsvm_file(path, features, labels):
     path.write_bytes(data)
 
 
-def write_random_libsvm_set(folder, libsvm_name, n_samples, n_classes=20,
-                            seed=0):
+def write_random_libsvm_set(folder, libsvm_name, n_samples=None,
+                            n_classes=20, seed=0, words_per_sample=None):
     """A random set under the published file name of ``libsvm_name`` in
     ``folder`` (libsvmdata's ``$LIBSVMDATA_HOME/libsvm``), with that set's
-    number of features. Binary sets get the labels -1 and +1 and about 75%
-    non-zeros (libsvmdata then stores them dense, as it does ijcnn1);
-    multiclass ones the labels 1 .. n_classes and 70 words per sample.
-    Returns (features, labels) as written."""
+    number of features and ``n_samples`` samples (None: LIBSVM's published
+    number, ``benchmark_utils.data.libsvm.PUBLISHED_SHAPES``). Binary sets
+    get the labels -1 and +1 and, by default, about 75% non-zeros
+    (libsvmdata then stores them dense, as it does ijcnn1); multiclass ones
+    the labels 1 .. n_classes and 70 words per sample.
+    ``words_per_sample`` sets fewer, for a set at its published size that
+    is quick to write. Returns (features, labels) as written."""
     entry = ALL_DATASETS[libsvm_name]
     n_features = entry.n_features
+    if n_samples is None:
+        n_samples = PUBLISHED_SHAPES[libsvm_name][0]
     if entry.task_name == "binary":
-        features, classes = random_documents(n_samples, n_features, 2,
-                                             2 * n_features, seed)
+        features, classes = random_documents(
+            n_samples, n_features, 2, words_per_sample or 2 * n_features,
+            seed)
         labels = 2.0 * classes - 1
     else:
-        features, classes = random_documents(n_samples, n_features,
-                                             n_classes, 70, seed)
+        features, classes = random_documents(
+            n_samples, n_features, n_classes, words_per_sample or 70, seed)
         labels = classes + 1.0
     write_libsvm_file(folder / entry.dataset_file, features, labels)
     return features, labels
