@@ -65,9 +65,9 @@ class BilevelSolver(BaseSolver):
     def skip(self, oracles, x0, y0):
         # A parameter out of range, or a memory that would not fit (SABA),
         # is this curve's skip reason: benchopt prints it without a
-        # traceback and goes on with the other curves. The set-up is
-        # repeated by set_objective, which benchopt calls next; it is not
-        # timed.
+        # traceback and goes on with the other curves. set_objective, which
+        # benchopt calls next with the same oracles, keeps the Lipschitz
+        # estimate made here.
         try:
             self.set_objective(oracles, x0, y0)
         except (ParameterError, MemoryError) as error:
@@ -75,9 +75,15 @@ class BilevelSolver(BaseSolver):
         return False, None
 
     def set_objective(self, oracles, x0, y0):
+        # The power-iteration estimate of L depends only on the problem and
+        # its start: kept when the same curve is set up again (skip, then
+        # set_objective, on one get_objective's oracles).
+        if not (oracles is getattr(self, "oracles", None)
+                and x0 is getattr(self, "x0", None)
+                and y0 is getattr(self, "y0", None)):
+            self._inner_lipschitz = None
         self.oracles = oracles
         self.x0, self.y0 = x0, y0
-        self._inner_lipschitz = None
         for parameter, attribute in STEP_SIZES.items():
             if parameter in self._parameters:
                 setattr(self, attribute,

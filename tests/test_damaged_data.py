@@ -270,14 +270,20 @@ def test_every_missing_file_is_named_in_one_message(tmp_path, offline):
 
 # -- runs that meet an unusable dataset ---------------------------------------
 
+def benchopt_command(*args, env=None):
+    """``benchopt ARGS`` from the benchmark folder, whatever its exit
+    status, with ``env`` added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchopt", *args], cwd=ROOT,
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, **(env or {})})
+
+
 def benchopt_run(tmp_path, *args, env=None):
     output = tmp_path / "results.parquet"
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchopt", "run", ".", *args,
-         "--max-runs", "2", "--timeout", "60", "--no-plot", "--no-cache",
-         "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, **(env or {})})
+    completed = benchopt_command(
+        "run", ".", *args, "--max-runs", "2", "--timeout", "60", "--no-plot",
+        "--no-cache", "--output", str(output), env=env)
     return completed, output
 
 
@@ -315,11 +321,9 @@ def test_missing_data_is_one_message_without_traceback(tmp_path):
 def test_prepare_without_network_names_every_file_and_fails(tmp_path):
     # benchopt prepare prints a failed dataset's traceback itself (its
     # _prepare_one); the message names both files and the exit status is 1.
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchopt", "prepare", ".", "-d",
-         "regsel_ijcnn1"], cwd=ROOT, capture_output=True, text=True,
-        timeout=600, env={**os.environ, "LIBSVMDATA_HOME": str(tmp_path),
-                          **OFFLINE})
+    completed = benchopt_command(
+        "prepare", ".", "-d", "regsel_ijcnn1",
+        env={"LIBSVMDATA_HOME": str(tmp_path), **OFFLINE})
     log = completed.stdout + completed.stderr
     assert completed.returncode == 1, log
     assert ("MissingDataError: LIBSVM data sets 'ijcnn1', 'ijcnn1_test' are "

@@ -62,12 +62,18 @@ def move_aside(path):
     return target
 
 
-def damaged_data_message(path, what, problem, moved_to, advice):
-    """The message of a :class:`DamagedDataError`: the file ``path`` (of
-    ``what``) has ``problem``; it was moved to ``moved_to``; ``advice`` says
-    how to get a good copy."""
+def damaged_file_sentence(path, what, problem, moved_to):
+    """One damaged file in a message: the file ``path`` (of ``what``) has
+    ``problem``; it was moved to ``moved_to``."""
     return (f"{path} ({what}) is damaged: {problem}. It was moved aside to "
-            f"{moved_to}. {advice}")
+            f"{moved_to}.")
+
+
+def damaged_data_message(path, what, problem, moved_to, advice):
+    """The message of a :class:`DamagedDataError` on one file
+    (:func:`damaged_file_sentence`); ``advice`` says how to get a good
+    copy."""
+    return f"{damaged_file_sentence(path, what, problem, moved_to)} {advice}"
 
 
 class BilevelDataset(BaseDataset):

@@ -21,8 +21,8 @@ from torchvision import datasets
 from torchvision.datasets import mnist as torchvision_mnist
 
 from benchmark_utils.data import (BilevelDataset, DamagedDataError,
-                                  MissingDataError, missing_data_message,
-                                  move_aside)
+                                  MissingDataError, damaged_file_sentence,
+                                  missing_data_message, move_aside)
 from benchmark_utils.problems.hypercleaning import build_hypercleaning_problem
 from benchmark_utils.validation import check_choice
 
@@ -229,8 +229,8 @@ def _missing_message(name, raw, missing, errors, dataset_name):
 
 
 def _damaged_message(name, raw, damaged, missing, errors, dataset_name):
-    lines = [f"{path} ({name}) is damaged: {problem}. It was moved aside to "
-             f"{moved}." for path, problem, moved in damaged]
+    lines = [damaged_file_sentence(path, name, problem, moved)
+             for path, problem, moved in damaged]
     error = _join(errors)
     fetched = "" if not error else f" It could not be downloaded ({error})."
     return (" ".join(lines) + fetched + f" Fetch {name} again with "
