@@ -84,7 +84,7 @@ class Objective(BaseObjective):
         start = self.reference.evaluate(x0, y0, None, second_order=False)
         self.diverged = DivergenceRule(start, float(torch.linalg.vector_norm(
             self.reference.inner_solution(x0))))
-        if self.problem.has_closed_form_hvp:
+        if self.problem.has_closed_form_derivatives:
             check_closed_form(self.problem)
         # Costs of one HVP and one cross product in gradients, for the
         # gradient-equivalent work axis of the budget plots: measured once,

@@ -95,7 +95,7 @@ class ReferenceMetrics:
         # A problem's own closed-form products (checked against automatic
         # differentiation by the tests) make evaluations cheaper.
         self.oracles = Oracles(self.problem, "closed_form" if (
-            self.problem.has_closed_form_hvp) else "reverse")
+            self.problem.has_closed_form_derivatives) else "reverse")
         self.rtol = rtol
         y0 = self.problem.y0
         self.max_cg_steps = min(10 * y0.numel(), MAX_REFERENCE_CG_STEPS)

@@ -109,12 +109,17 @@ def measure_oracle_costs(problem, hvp_mode="reverse", n_samples=5,
 
 
 def select_hvp_mode(problem, **measure_options):
-    """The fastest of the HVP modes that serve this problem, by measurement.
+    """The derivative mode that 'auto' picks for this problem.
 
-    All modes give the same numbers; their speed depends on the problem
-    and the hardware (forward-over-reverse was 4 to 40 times slower than
-    reverse-over-reverse on this benchmark's CPU problems). The problem's
-    closed-form products compete where it supplies them. A mode that
+    The problem's closed forms where it supplies them: they compute what
+    the formulas need and nothing more, without torch.func's fixed cost
+    (docs/performance.md has their costs next to automatic
+    differentiation's on every problem), and a choice that does not depend
+    on a timing keeps the same arithmetic, so the same curve, from one run
+    to the next. Otherwise the faster of the automatic-differentiation
+    modes, by measurement: their speed depends on the problem and the
+    hardware (forward-over-reverse was 4 to 40 times slower than
+    reverse-over-reverse on this benchmark's CPU problems). A mode that
     cannot differentiate the problem (forward mode through an operation
     without a forward-mode rule) is passed over.
 
@@ -125,6 +130,9 @@ def select_hvp_mode(problem, **measure_options):
     costs : dict
         The :func:`measure_oracle_costs` of the chosen mode.
     """
+    if problem.has_closed_form_derivatives:
+        return "closed_form", measure_oracle_costs(problem, "closed_form",
+                                                   **measure_options)
     modes = available_hvp_modes(problem)
     measured = {}
     for mode in modes:
@@ -136,8 +144,9 @@ def select_hvp_mode(problem, **measure_options):
     if not measured:
         raise RuntimeError(
             f"No HVP mode of {modes} can differentiate this problem.")
-    # Compare ratios, not seconds: each HVP time is divided by a gradient
-    # timed in turn with it, so a slow spell of a shared machine between
-    # the two measurements does not decide the choice.
+    # Both modes take the same reverse-mode gradient: compare ratios, each
+    # HVP time divided by a gradient timed in turn with it, so that a slow
+    # spell of a shared machine between the two measurements does not
+    # decide the choice.
     mode = min(measured, key=lambda m: measured[m]["r_hvp"])
     return mode, measured[mode]

@@ -14,6 +14,7 @@ Notation (LancBiO paper, Section 2): A = d2_yy g(x, y), b = d_y f(x, y),
 and the hypergradient  d phi(x) = d_x f(x, y*) - d2_xy g(x, y*) v*  with
 A v* = b.
 """
+import itertools
 from fractions import Fraction
 
 import torch
@@ -22,16 +23,19 @@ from torch.func import grad, jvp, vjp
 from benchmark_utils.problems.base import batch_arguments
 from benchmark_utils.validation import check_choice
 
-#: Second-order products by automatic differentiation, for any problem.
+#: Every derivative by automatic differentiation (reverse-mode gradients,
+#: products over them in reverse or forward mode), for any problem.
 AUTODIFF_HVP_MODES = ("reverse", "forward")
-#: 'closed_form': the problem's own formulas, where it supplies them
-#: (``BilevelProblem.has_closed_form_hvp``).
+#: 'closed_form': every derivative by the problem's own formulas, where it
+#: supplies them (``BilevelProblem.has_closed_form_derivatives``).
 HVP_MODES = AUTODIFF_HVP_MODES + ("closed_form",)
 
 
 def available_hvp_modes(problem):
     """The HVP modes that can serve ``problem``."""
-    return HVP_MODES if problem.has_closed_form_hvp else AUTODIFF_HVP_MODES
+    if problem.has_closed_form_derivatives:
+        return HVP_MODES
+    return AUTODIFF_HVP_MODES
 
 
 #: Largest relative disagreement allowed between a problem's closed-form
@@ -40,45 +44,66 @@ CLOSED_FORM_RTOL = {torch.float64: 1e-8, torch.float32: 1e-3}
 
 
 def check_closed_form(problem, seed=0):
-    """Raise a clear error if the problem's closed-form HVP, cross product
-    or transposed cross product disagrees with reverse-mode automatic
-    differentiation at a random point
-    near the start (a subclass that changed ``g`` but kept
-    ``has_closed_form_hvp`` would otherwise give silently wrong products),
-    on the full data and, for a problem with samples, on a random half of
-    its training samples. The point moves y off y0, which is often 0, where
-    some products vanish exactly."""
+    """Raise a clear error if one of the problem's closed-form derivatives
+    (gradients, HVP, cross product, transposed cross product) disagrees
+    with reverse-mode automatic differentiation at a random point near the
+    start (a subclass that changed ``f`` or ``g`` but kept
+    ``has_closed_form_derivatives`` would otherwise give silently wrong
+    derivatives), on the full data and, for a problem with samples, on a
+    random half of its training and of its validation samples. The point
+    moves y off y0, which is often 0, where some derivatives vanish
+    exactly."""
     generator = torch.Generator().manual_seed(seed)
     y_shift, v = (torch.randn(problem.y0.shape, generator=generator,
                               dtype=torch.float64).to(problem.y0)
                   for _ in range(2))
-    x, y = problem.x0, problem.y0 + 0.1 * y_shift
-    batches = [None]
-    if problem.n_inner_samples is not None:
-        n_samples = problem.n_inner_samples
-        batches.append(torch.randperm(n_samples, generator=generator)[
-            :max(1, n_samples // 2)].to(problem.device))
     u = torch.randn(problem.x0.shape, generator=generator,
                     dtype=torch.float64).to(problem.x0)
+    x, y = problem.x0, problem.y0 + 0.1 * y_shift
+    # (batch of g, batch of f)
+    batches = [(None, None)]
+    if problem.n_inner_samples is not None:
+        batches.append(tuple(
+            torch.randperm(n_samples, generator=generator)[
+                :max(1, n_samples // 2)].to(problem.device)
+            for n_samples in (problem.n_inner_samples,
+                              problem.n_outer_samples)))
+    calls = {
+        "grad_inner": lambda o, inner, outer: o.grad_inner(x, y, inner),
+        "grad_inner_x": lambda o, inner, outer: o.grad_inner_x(x, y, inner),
+        "grad_inner_xy": lambda o, inner, outer: o.grad_inner_xy(x, y,
+                                                                 inner),
+        "grad_outer": lambda o, inner, outer: o.grad_outer(x, y, outer),
+        "hvp": lambda o, inner, outer: o.hvp(x, y, v, inner),
+        "cross": lambda o, inner, outer: o.cross(x, y, v, inner),
+        # cross_transpose takes a vector of the size of x.
+        "cross_transpose": lambda o, inner, outer: o.cross_transpose(
+            x, y, u, inner),
+    }
     closed_form = Oracles(problem, "closed_form")
     autodiff = Oracles(problem, "reverse")
     rtol = CLOSED_FORM_RTOL.get(problem.dtype, 1e-3)
-    for batch, name in [(batch, name) for batch in batches
-                        for name in ("hvp", "cross", "cross_transpose")]:
-        # cross_transpose takes a vector of the size of x.
-        direction = u if name == "cross_transpose" else v
-        expected = getattr(autodiff, name)(x, y, direction, batch)
-        error = torch.linalg.vector_norm(
-            getattr(closed_form, name)(x, y, direction, batch) - expected)
+    for (inner, outer), (name, call) in itertools.product(batches,
+                                                          calls.items()):
+        expected = torch.cat([torch.atleast_1d(part) for part in
+                              _as_tuple(call(autodiff, inner, outer))])
+        got = torch.cat([torch.atleast_1d(part) for part in
+                         _as_tuple(call(closed_form, inner, outer))])
+        error = torch.linalg.vector_norm(got - expected)
         scale = torch.linalg.vector_norm(expected)
         if not error <= rtol * max(float(scale), 1e-30):
-            where = "" if batch is None else " on a minibatch"
+            where = "" if inner is None else " on a minibatch"
             raise ValueError(
                 f"The {problem.name} problem's closed_form_{name} disagrees "
                 f"with automatic differentiation{where} (relative error "
                 f"{float(error / scale):.2e} > {rtol:g}): fix it, or set "
-                "has_closed_form_hvp = False on a problem whose g differs "
-                "from the one its closed forms were written for.")
+                "has_closed_form_derivatives = False on a problem whose f "
+                "or g differs from the one its closed forms were written "
+                "for.")
+
+
+def _as_tuple(value):
+    return value if isinstance(value, tuple) else (value,)
 
 
 class Oracles:
@@ -102,11 +127,12 @@ class Oracles:
     problem : BilevelProblem
         The problem, already on its device and dtype.
     hvp_mode : {'reverse', 'forward', 'closed_form'}
-        How second-order products are taken: 'reverse' is reverse-over-reverse
-        (``vjp`` of the gradient), 'forward' is forward-over-reverse (``jvp``
-        of the gradient), 'closed_form' the problem's own formulas (for a
-        problem that supplies them). All give the same numbers; their speed
-        differs.
+        How derivatives are taken: 'reverse' is reverse-mode gradients
+        and reverse-over-reverse products (``vjp`` of the gradient),
+        'forward' the same gradients and forward-over-reverse products
+        (``jvp`` of the gradient), 'closed_form' every gradient and product
+        by the problem's own formulas (for a problem that supplies them).
+        All give the same numbers up to round-off; their speed differs.
     """
 
     def __init__(self, problem, hvp_mode="reverse"):
@@ -114,15 +140,23 @@ class Oracles:
         if hvp_mode not in available_hvp_modes(problem):
             raise ValueError(
                 "hvp_mode='closed_form' needs a problem that supplies its "
-                "second-order products (hyper-cleaning, regularization "
-                f"selection); the {problem.name} problem does not: use one "
+                "derivatives in closed form (every problem of this "
+                f"benchmark does); the {problem.name} problem does not: use one "
                 f"of {AUTODIFF_HVP_MODES} or 'auto'.")
         self.problem = problem
         self.hvp_mode = hvp_mode
-        self._grad_f = grad(problem.f, argnums=(0, 1))
-        self._grad_g = grad(problem.g, argnums=(0, 1))
-        self._grad_g_y = grad(problem.g, argnums=1)
-        self._grad_g_x = grad(problem.g, argnums=0)
+        if hvp_mode == "closed_form":
+            # Every derivative by the problem's formulas: a gradient at the
+            # cost of its arithmetic, without torch.func's fixed cost.
+            self._grad_f = problem.closed_form_grad_outer
+            self._grad_g = problem.closed_form_grad_inner_xy
+            self._grad_g_y = problem.closed_form_grad_inner
+            self._grad_g_x = problem.closed_form_grad_inner_x
+        else:
+            self._grad_f = grad(problem.f, argnums=(0, 1))
+            self._grad_g = grad(problem.g, argnums=(0, 1))
+            self._grad_g_y = grad(problem.g, argnums=1)
+            self._grad_g_x = grad(problem.g, argnums=0)
         # One full pass: all the samples, or one call for a problem
         # without samples.
         self._n_inner = problem.n_inner_samples or 1

@@ -10,13 +10,21 @@ shape (the real files need a download): ijcnn1's 49,990 x 22 dense
 training set, and 8,000 news20-shaped documents (62,061 features, 0.1%
 non-zeros, 20 classes).
 
+``--products`` prints instead, per problem and mode, how many matrix
+products with the problem's data (its matrices of two or more dimensions:
+G, H and B, the features...) one call of each oracle makes: the arithmetic
+that the fixed cost of a call comes on top of, counted, not timed.
+
 Usage (from the benchmark folder):
-    python scripts/oracle_cost.py
+    python scripts/oracle_cost.py [--products]
 """
+import argparse
+import math
 import sys
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from benchopt.benchmark import Benchmark
 from benchopt.utils.run_context import RunContext
 
@@ -25,6 +33,86 @@ from sparse_hvp import news20_shaped_problem  # noqa: E402
 
 N_SAMPLES = 15
 ALL_MODES = ("reverse", "forward", "closed_form")
+#: The aten matrix products (dense and sparse).
+MATRIX_PRODUCTS = {"mm", "mv", "addmm", "addmv", "bmm", "matmul",
+                   "_sparse_mm", "_sparse_addmm"}
+#: The oracle calls whose products are counted, at (x, y, v).
+COUNTED_CALLS = {
+    "gradient d_y g": lambda o, x, y, v: o.grad_inner(x, y),
+    "gradient of f": lambda o, x, y, v: o.grad_outer(x, y),
+    "HVP": lambda o, x, y, v: o.hvp(x, y, v),
+    "cross": lambda o, x, y, v: o.cross(x, y, v),
+    "fused HVP and cross": lambda o, x, y, v: o.hvp_and_cross(x, y, v),
+}
+
+
+def matrix_shapes(tensor):
+    """The shapes of the matrix a data tensor is multiplied as, and of its
+    transpose (a tensor of per-sample matrices is multiplied with its
+    samples' rows stacked)."""
+    rows, columns = math.prod(tensor.shape[:-1]), tensor.shape[-1]
+    return {(rows, columns), (columns, rows)}
+
+
+def data_shapes(problem):
+    """The matrix shapes of the problem's data: its tensors of two or more
+    dimensions, and the sparse matrices of its sparse features."""
+    shapes = set()
+    for value in vars(problem).values():
+        tensors = [value] if isinstance(value, torch.Tensor) else [
+            getattr(value, name) for name in ("matrix", "matrix_t")
+            if isinstance(getattr(value, name, None), torch.Tensor)]
+        for tensor in tensors:
+            if tensor.dim() >= 2:
+                shapes |= matrix_shapes(tensor)
+    return shapes
+
+
+class DataProductCounter(TorchDispatchMode):
+    """Counts the matrix products with an operand of one of ``shapes``:
+    the data itself, one of its views, or a copy that automatic
+    differentiation made of it."""
+
+    def __init__(self, shapes):
+        super().__init__()
+        self.shapes, self.count = shapes, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in MATRIX_PRODUCTS and any(
+                isinstance(a, torch.Tensor) and a.dim() == 2
+                and tuple(a.shape) in self.shapes for a in args):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def products_per_call(problem, mode):
+    """{oracle call: products with the data of one full-batch call}."""
+    from benchmark_utils.oracles import Oracles
+    oracles = Oracles(problem, mode)
+    x, y = problem.x0, problem.y0 + 0.1
+    v = torch.ones_like(y)
+    shapes = data_shapes(problem)
+    counts = {}
+    for name, call in COUNTED_CALLS.items():
+        with DataProductCounter(shapes) as counter:
+            call(oracles, x, y, v)
+        counts[name] = counter.count
+    return counts
+
+
+def print_products(benchmark):
+    from benchmark_utils.oracles import available_hvp_modes
+    print("Matrix products with the data per full-batch call, in the modes "
+          "reverse / forward / closed form.\n")
+    print("| problem | " + " | ".join(COUNTED_CALLS) + " |")
+    print("|---" * (len(COUNTED_CALLS) + 1) + "|")
+    for label, problem in problems(benchmark):
+        by_mode = {mode: products_per_call(problem, mode)
+                   for mode in available_hvp_modes(problem)}
+        cells = [" / ".join(str(by_mode[mode][name]) if mode in by_mode
+                            else "-" for mode in ALL_MODES)
+                 for name in COUNTED_CALLS]
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
 
 
 def load_dataset(benchmark, name, params):
@@ -49,7 +137,8 @@ def ijcnn1_shaped_problem():
 
 def problems(benchmark):
     """(label, problem) of every problem family of the benchmark."""
-    for name, params in [("quadratic", {}), ("synthetic", {"n": 1000}),
+    for name, params in [("quadratic", {}), ("quadratic_samples", {}),
+                         ("synthetic", {"n": 1000}),
                          ("hyperclean_mnist5k", {})]:
         yield load_dataset(benchmark, name, params)
     yield "regsel, ijcnn1-shaped (random)", ijcnn1_shaped_problem()
@@ -58,7 +147,15 @@ def problems(benchmark):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--products", action="store_true",
+                        help="count the products with the data per call "
+                        "instead of timing the calls")
+    args = parser.parse_args()
     benchmark = Benchmark(Path(__file__).resolve().parents[1])
+    if args.products:
+        print_products(benchmark)
+        return
     # Imported once the benchmark has registered its benchmark_utils.
     from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                              select_hvp_mode)

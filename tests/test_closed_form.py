@@ -1,5 +1,7 @@
 """The problems' closed-form second-order products against automatic
 differentiation, and how the oracle layer offers them."""
+import itertools
+
 import pytest
 import torch
 from conftest import (make_objective, point_near_start,
@@ -11,6 +13,7 @@ from benchmark_utils.oracle_cost import select_hvp_mode
 from benchmark_utils.oracles import Oracles
 from benchmark_utils.problems.base import BilevelProblem
 from benchmark_utils.problems.quadratic import QuadraticProblem
+from benchmark_utils.problems.quadratic_samples import SampleQuadraticProblem
 from benchmark_utils.problems.synthetic import SyntheticProblem
 
 
@@ -28,7 +31,7 @@ PROBLEMS = {
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_closed_form_products_equal_automatic_differentiation(name):
     problem = PROBLEMS[name]()
-    assert problem.has_closed_form_hvp
+    assert problem.has_closed_form_derivatives
     x, y, v = point_near_start(problem, 1)
     closed_form = Oracles(problem, "closed_form")
     autodiff = Oracles(problem, "reverse")
@@ -83,12 +86,12 @@ def fake_measurements(r_hvp_per_mode, measured):
     return measure
 
 
-def test_auto_lets_closed_form_compete_only_where_the_problem_has_it(
-        monkeypatch):
-    costs = {"reverse": 2.0, "forward": 3.0, "closed_form": 1.5}
+def test_auto_takes_the_closed_form_where_the_problem_has_it(monkeypatch):
+    # The closed form without timing the others (however slow its fake
+    # measurement); the autodiff modes compete where there is none.
+    costs = {"reverse": 2.0, "forward": 3.0, "closed_form": 9.0}
     for problem, expected_modes, expected in [
-            (small_hypercleaning_problem(),
-             ["reverse", "forward", "closed_form"], "closed_form"),
+            (small_hypercleaning_problem(), ["closed_form"], "closed_form"),
             (SquaredNormProblem(3), ["reverse", "forward"], "reverse")]:
         measured = []
         monkeypatch.setattr(oracle_cost, "measure_oracle_costs",
@@ -123,14 +126,82 @@ class ShiftedQuadratic(QuadraticProblem):
 
 
 class ShiftedQuadraticWithoutClosedForm(ShiftedQuadratic):
-    has_closed_form_hvp = False
+    has_closed_form_derivatives = False
 
 
 def test_a_closed_form_that_disagrees_with_autodiff_stops_the_set_up():
     with pytest.raises(ValueError, match="quadratic problem's "
-                       "closed_form_hvp disagrees with automatic "
-                       "differentiation.*has_closed_form_hvp = False"):
+                       "closed_form_grad_inner disagrees with automatic "
+                       "differentiation.*has_closed_form_derivatives = False"):
         make_objective(ShiftedQuadratic(dim_x=3, dim_y=4))
     objective = make_objective(
         ShiftedQuadraticWithoutClosedForm(dim_x=3, dim_y=4), hvp_mode="auto")
     assert objective.resolved_hvp_mode in ("reverse", "forward")
+
+
+CHECKED_DERIVATIVES = ("grad_inner", "grad_inner_x", "grad_inner_xy",
+                       "grad_outer", "hvp", "cross", "cross_transpose")
+
+
+@pytest.mark.parametrize("name", CHECKED_DERIVATIVES)
+@pytest.mark.parametrize("on_batch", [False, True])
+def test_the_set_up_check_catches_each_wrong_closed_form(name, on_batch):
+    # One closed form off by 1e-6 relative (on minibatches only, for
+    # on_batch), every other one right: the check names that one.
+    problem = SampleQuadraticProblem(dim_x=3, dim_y=4, n_train=6, n_val=4)
+    right = getattr(problem, f"closed_form_{name}")
+
+    def wrong(*args):
+        value = right(*args)
+        batch_given = len(args) == (4 if name in ("hvp", "cross",
+                                                  "cross_transpose") else 3)
+        if on_batch and not batch_given:
+            return value
+        if isinstance(value, tuple):
+            return value[0], value[1] * (1 + 1e-6)
+        return value * (1 + 1e-6)
+    setattr(problem, f"closed_form_{name}", wrong)
+    where = " on a minibatch" if on_batch else ""
+    # A fused call shares the code of its parts: its own closed form is
+    # the one checked under its name.
+    with pytest.raises(ValueError, match=f"closed_form_{name} disagrees "
+                       f"with automatic differentiation{where} "):
+        make_objective(problem)
+
+
+GRADIENT_PROBLEMS = dict(PROBLEMS, **{
+    "quadratic-samples": lambda: SampleQuadraticProblem(
+        dim_x=5, dim_y=8, n_train=20, n_val=10)})
+
+
+@pytest.mark.parametrize("name", GRADIENT_PROBLEMS)
+def test_closed_form_gradients_equal_automatic_differentiation(name):
+    problem = GRADIENT_PROBLEMS[name]()
+    closed_form = Oracles(problem, "closed_form")
+    autodiff = Oracles(problem, "reverse")
+    batches = [(None, None)]
+    if problem.n_inner_samples is not None:
+        generator = torch.Generator().manual_seed(4)
+        # A sample drawn twice counts twice, in both.
+        batches.append(tuple(
+            torch.randint(n, (max(2, n // 3),), generator=generator)
+            for n in (problem.n_inner_samples, problem.n_outer_samples)))
+    for seed, (inner, outer) in itertools.product((1, 2), batches):
+        x, y, _ = point_near_start(problem, seed)
+        pairs = [
+            (closed_form.grad_inner(x, y, inner),
+             autodiff.grad_inner(x, y, inner)),
+            (closed_form.grad_inner_x(x, y, inner),
+             autodiff.grad_inner_x(x, y, inner)),
+            *zip(closed_form.grad_inner_xy(x, y, inner),
+                 autodiff.grad_inner_xy(x, y, inner)),
+            *zip(closed_form.grad_outer(x, y, outer),
+                 autodiff.grad_outer(x, y, outer)),
+        ]
+        for got, expected in pairs:
+            scale = float(torch.linalg.vector_norm(expected))
+            # d_x f is exactly 0 on the GLMs (f does not depend on x).
+            assert float(torch.linalg.vector_norm(got - expected)) <= (
+                1e-12 * max(scale, 1e-300)), name
+    # Counted as the autodiff modes count them.
+    assert closed_form.counts() == autodiff.counts()

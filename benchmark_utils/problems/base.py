@@ -44,10 +44,11 @@ class BilevelProblem:
     #: schedule for its synthetic problem (Yang, Gao and Yuan, ICLR 2025,
     #: Section 4.1): a lower-level Hessian that changes slowly with x.
     subspace_schedule = (80, 1.1, 20)
-    #: True for a problem that implements the ``closed_form_*`` products
-    #: below (the oracles' ``hvp_mode='closed_form'``); each must equal its
-    #: automatic derivative (a test checks it).
-    has_closed_form_hvp = False
+    #: True for a problem that implements the ``closed_form_*`` gradients
+    #: and products below (the oracles' ``hvp_mode='closed_form'``); each
+    #: must equal its automatic derivative (the objective checks it at
+    #: set-up, a test on every problem).
+    has_closed_form_derivatives = False
     #: The numbers of training samples whose mean is ``g`` and of
     #: validation samples whose mean is ``f``; None for a problem without
     #: samples.
@@ -79,8 +80,32 @@ class BilevelProblem:
         fewer HVPs: a solver's method is never changed by it."""
         return None
 
-    # Each closed-form product below takes the ``batch`` of ``g`` (the
-    # training samples), for a problem with samples.
+    # Closed-form derivatives. Each derivative of g takes the ``batch`` of
+    # ``g`` (training samples), each derivative of f the ``batch`` of ``f``
+    # (validation samples), for a problem with samples. They cost what the
+    # arithmetic needs: a reverse-mode gradient of 1/2 y^T G y computes G y
+    # in its forward pass and G^T (...) in its backward pass, a closed form
+    # one product; and they call no torch.func transform, whose fixed cost
+    # is many times the arithmetic of a small problem.
+
+    def closed_form_grad_inner_xy(self, x, y, batch=None):
+        """(d_x g(x, y), d_y g(x, y)) by the problem's own formulas."""
+        raise NotImplementedError
+
+    def closed_form_grad_inner(self, x, y, batch=None):
+        """d_y g(x, y); a problem overrides it to skip d_x g."""
+        on_batch = batch_arguments(batch)
+        return self.closed_form_grad_inner_xy(x, y, *on_batch)[1]
+
+    def closed_form_grad_inner_x(self, x, y, batch=None):
+        """d_x g(x, y); a problem overrides it to skip d_y g."""
+        on_batch = batch_arguments(batch)
+        return self.closed_form_grad_inner_xy(x, y, *on_batch)[0]
+
+    def closed_form_grad_outer(self, x, y, batch=None):
+        """(d_x f(x, y), d_y f(x, y)) by the problem's own formulas."""
+        raise NotImplementedError
+
 
     def closed_form_hvp(self, x, y, v, batch=None):
         """d2_yy g(x, y) v by the problem's own formula."""

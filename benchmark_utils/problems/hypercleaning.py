@@ -54,7 +54,7 @@ class HyperCleaningProblem(BilevelProblem):
     #: sample weights have moved since the last one, so a long basis loses
     #: orthogonality (see scripts/long_run_stability.py).
     subspace_schedule = (10, 1.3, 50)
-    has_closed_form_hvp = True
+    has_closed_form_derivatives = True
 
     def __init__(self, train_features, train_labels, val_features, val_labels,
                  test_features, test_labels, corrupted, reg=0.01):
@@ -105,6 +105,43 @@ class HyperCleaningProblem(BilevelProblem):
         return F.cross_entropy(
             self.logits(y, select_samples(self.val_features, batch)),
             select_samples(self.val_labels, batch))
+
+    # With P = softmax(A W^T), R = P - onehot(labels) and s = sigmoid(x),
+    # over the n training samples of the batch (all of them, without one):
+    #   d_W g = 1/n (s * R)^T A + 2 reg W,
+    #   (d_x g)_i = 1/n s_i (1 - s_i) CE_i   (0 for a sample outside it),
+    # and over the n_val validation samples of f's batch:
+    #   d_W f = 1/n_val R_val^T A_val,   d_x f = 0.
+    def _grad_weights(self, y, weights, features, probabilities, labels):
+        residual = cross_entropy_residual(probabilities, labels)
+        scaled = (weights / len(weights))[:, None] * residual
+        return torch.add((scaled.T @ features).reshape(-1), y,
+                         alpha=2 * self.reg)
+
+    def closed_form_grad_inner(self, x, y, batch=None):
+        x_batch, features, labels = self.training_samples(x, batch)
+        return self._grad_weights(
+            y, torch.sigmoid(x_batch), features,
+            class_probabilities(self.logits(y, features)), labels)
+
+    def closed_form_grad_inner_xy(self, x, y, batch=None):
+        x_batch, features, labels = self.training_samples(x, batch)
+        log_probabilities = torch.log_softmax(self.logits(y, features), 1)
+        weights = torch.sigmoid(x_batch)
+        losses = -log_probabilities.gather(1, labels[:, None])[:, 0]
+        on_batch = weights * (1 - weights) * losses / len(weights)
+        grad_x = on_batch if batch is None else torch.zeros_like(
+            x).index_add(0, batch, on_batch)
+        return grad_x, self._grad_weights(
+            y, weights, features, log_probabilities.exp(), labels)
+
+    def closed_form_grad_outer(self, x, y, batch=None):
+        features = select_samples(self.val_features, batch)
+        residual = cross_entropy_residual(
+            class_probabilities(self.logits(y, features)),
+            select_samples(self.val_labels, batch))
+        return (torch.zeros_like(x),
+                (residual.T @ features).reshape(-1) / len(features))
 
     # With P = softmax(A W^T), Z_v = A V^T and s = sigmoid(x), over the
     # n training samples of the batch (all of them, without one):

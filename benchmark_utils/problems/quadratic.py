@@ -66,7 +66,7 @@ class QuadraticProblem(QuadraticClosedForms, BilevelProblem):
     """
 
     name = "quadratic"
-    has_closed_form_hvp = True
+    has_closed_form_derivatives = True
 
     def __init__(self, dim_x=50, dim_y=100, kappa=100.0, rho=0.1, seed=0):
         check_int("dim_x", dim_x, 1)
@@ -103,6 +103,21 @@ class QuadraticProblem(QuadraticClosedForms, BilevelProblem):
     def inner_strong_convexity(self, x):
         """The smallest eigenvalue of H, 1 by construction, less round-off."""
         return 1.0 - 1e-9
+
+    # d_y g = H y + B x + c, d_x g = B^T y; d_x f = rho x, d_y f = y - t.
+    def closed_form_grad_inner(self, x, y):
+        return torch.addmv(torch.addmv(self.shift, self.hessian, y),
+                           self.coupling, x)
+
+    def closed_form_grad_inner_x(self, x, y):
+        return self.coupling.T @ y
+
+    def closed_form_grad_inner_xy(self, x, y):
+        return (self.closed_form_grad_inner_x(x, y),
+                self.closed_form_grad_inner(x, y))
+
+    def closed_form_grad_outer(self, x, y):
+        return self.rho * x, y - self.target
 
     def closed_form_hvp(self, x, y, v):
         return self.hessian @ v

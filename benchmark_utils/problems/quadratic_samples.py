@@ -59,7 +59,7 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
     """
 
     name = "quadratic-samples"
-    has_closed_form_hvp = True
+    has_closed_form_derivatives = True
 
     def __init__(self, dim_x=50, dim_y=100, n_train=1000, n_val=500,
                  kappa=100.0, rho=0.1, seed=0):
@@ -138,6 +138,34 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
     def inner_strong_convexity(self, x):
         """1: each H_i is the identity plus a Gram matrix."""
         return 1.0
+
+    # With p = A y and d = E x + s over the rows of the batch's samples:
+    #   d_y g = y + 1/B A^T (p + d),   d_x g = 1/B E^T p,
+    # and over the batch of validation targets t_j:
+    #   d_x f = rho x,   d_y f = y - mean(t_j).
+    def closed_form_grad_inner_xy(self, x, y, batch=None):
+        vectors, couplings, n_samples = self.inner_samples(batch)
+        projections = vectors @ y
+        drives = torch.addmv(
+            select_samples(self.sample_shifts, batch).reshape(-1),
+            couplings, x)
+        return (couplings.T @ projections / n_samples,
+                y + vectors.T @ (projections + drives) / n_samples)
+
+    def closed_form_grad_inner(self, x, y, batch=None):
+        vectors, couplings, n_samples = self.inner_samples(batch)
+        drives = torch.addmv(
+            select_samples(self.sample_shifts, batch).reshape(-1),
+            couplings, x)
+        return y + vectors.T @ torch.addmv(drives, vectors, y) / n_samples
+
+    def closed_form_grad_inner_x(self, x, y, batch=None):
+        vectors, couplings, n_samples = self.inner_samples(batch)
+        return couplings.T @ (vectors @ y) / n_samples
+
+    def closed_form_grad_outer(self, x, y, batch=None):
+        targets = select_samples(self.targets, batch)
+        return self.rho * x, y - targets.mean(dim=0)
 
     # d2_yy g v = v + 1/B sum_i A_i^T A_i v, d2_xy g v = 1/B sum_i
     # E_i^T A_i v and d2_yx g u = 1/B sum_i A_i^T E_i u over the B samples

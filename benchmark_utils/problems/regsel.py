@@ -25,7 +25,8 @@ from sklearn.preprocessing import normalize
 from benchmark_utils.data import DamagedDataError
 from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.glm import (class_probabilities,
-                                          cross_entropy_curvature)
+                                          cross_entropy_curvature,
+                                          cross_entropy_residual)
 from benchmark_utils.problems.sparse import SparseFeatures
 from benchmark_utils.validation import check_int, check_positive
 
@@ -56,7 +57,7 @@ class RegSelProblem(BilevelProblem):
     #: task, whose Hessian (a cross-entropy and per-feature penalties that
     #: x moves) changes with x as hyper-cleaning's does.
     subspace_schedule = (10, 1.3, 50)
-    has_closed_form_hvp = True
+    has_closed_form_derivatives = True
     #: On a news20-shaped random problem (1,000 training documents), LancBiO
     #: with an outer step of 5 lowers the validation loss steadily for 150
     #: iterations, while 100 lifts some penalties past what the inner step
@@ -113,6 +114,36 @@ class RegSelProblem(BilevelProblem):
         return self.loss(
             self.logits(y, select_samples(self.val_features, batch)),
             select_samples(self.val_labels, batch))
+
+    # With R = CE'(A W) (P - onehot(labels), or sigmoid(A w) - labels for
+    # two classes) over the n training samples of the batch:
+    #   d_W g = 1/n A^T R + exp(x) * W (rows),   d_x g = 1/2 exp(x) ||W_j||^2,
+    # and over the n_val validation samples of f's batch:
+    #   d_W f = 1/n_val A_val^T R_val,   d_x f = 0.
+    def _loss_gradient(self, y, features, labels):
+        residual = cross_entropy_residual(
+            class_probabilities(self.logits(y, features)), labels)
+        return features.T @ residual / features.shape[0]
+
+    def closed_form_grad_inner(self, x, y, batch=None):
+        weights = y.view(self.n_features, self.n_columns)
+        return torch.addcmul(
+            self._loss_gradient(y, select_samples(self.train_features, batch),
+                                select_samples(self.train_labels, batch)),
+            torch.exp(x)[:, None], weights).reshape(-1)
+
+    def closed_form_grad_inner_x(self, x, y, batch=None):
+        weights = y.view(self.n_features, self.n_columns)
+        return 0.5 * torch.exp(x) * torch.sum(weights ** 2, 1)
+
+    def closed_form_grad_inner_xy(self, x, y, batch=None):
+        return (self.closed_form_grad_inner_x(x, y),
+                self.closed_form_grad_inner(x, y, batch))
+
+    def closed_form_grad_outer(self, x, y, batch=None):
+        return torch.zeros_like(x), self._loss_gradient(
+            y, select_samples(self.val_features, batch),
+            select_samples(self.val_labels, batch)).reshape(-1)
 
     def closed_form_hvp(self, x, y, v, batch=None):
         """d2_WW g V = 1/n A^T CE''(A W) (A V) + exp(x) * V (rows), over the

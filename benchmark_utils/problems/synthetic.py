@@ -31,7 +31,7 @@ class SyntheticProblem(BilevelProblem):
     """
 
     name = "synthetic"
-    has_closed_form_hvp = True
+    has_closed_form_derivatives = True
 
     def __init__(self, n=10_000, kappa=1e5, c1=0.1, c2=0.5, seed=0):
         check_int("n", n, 1)
@@ -79,6 +79,37 @@ class SyntheticProblem(BilevelProblem):
         return (self.c2 * torch.sum(torch.sin(x + y))
                 + torch.logsumexp(x * y, dim=0)
                 + 0.5 * torch.dot(y, self.d3 * y + self.gram @ y))
+
+    # With p = softmax(x * y), the gradients
+    #   d_y g = c2 cos(x + y) + x p + (D3 + G) y,   d_x g = c2 cos(x + y) + y p
+    # (one product with G, where a reverse pass takes two), and with
+    # s = -c1 sin(x^T D1 y) and r = D2 x - y,
+    #   d_x f = s D1 y + D2 r,   d_y f = s D1 x - r.
+    def _grad_inner_y(self, x, y, cosine, softmax):
+        return torch.addmv(torch.addcmul(torch.addcmul(cosine, x, softmax),
+                                         self.d3, y), self.gram, y)
+
+    def _inner_terms(self, x, y):
+        return self.c2 * torch.cos(x + y), torch.softmax(x * y, dim=0)
+
+    def closed_form_grad_inner(self, x, y):
+        return self._grad_inner_y(x, y, *self._inner_terms(x, y))
+
+    def closed_form_grad_inner_x(self, x, y):
+        cosine, softmax = self._inner_terms(x, y)
+        return torch.addcmul(cosine, y, softmax)
+
+    def closed_form_grad_inner_xy(self, x, y):
+        cosine, softmax = self._inner_terms(x, y)
+        return (torch.addcmul(cosine, y, softmax),
+                self._grad_inner_y(x, y, cosine, softmax))
+
+    def closed_form_grad_outer(self, x, y):
+        d1_y = self.d1 * y
+        sine = -self.c1 * torch.sin(torch.dot(x, d1_y))
+        residual = self.d2 * x - y
+        return (torch.addcmul(sine * d1_y, self.d2, residual),
+                torch.addcmul(-residual, sine * self.d1, x))
 
     # With s = sin(x + y), p = softmax(x * y) and u = x * v (entrywise):
     #   d2_yy g v = -c2 s v + x (p u - p <p, u>) + (D3 + G) v
