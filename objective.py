@@ -40,10 +40,10 @@ class Objective(BaseObjective):
     parameters = {
         "device": ["auto"],
         "dtype": ["float64"],
-        # 'auto' measures every mode that serves the problem (reverse,
-        # forward, and closed_form where the problem supplies it) when the
-        # objective is set up and keeps the fastest for this problem,
-        # device and dtype.
+        # How derivatives are taken: 'auto' takes the problem's closed
+        # forms where it supplies them, else measures reverse and forward
+        # mode when the objective is set up and keeps the faster for this
+        # problem, device and dtype.
         "hvp_mode": ["auto"],
         # False leaves out hypergrad_norm, hypergrad_norm_at_y and
         # linsys_residual (NaN), which need linear solves: for long runs
