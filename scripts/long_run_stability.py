@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def lanczos_diagnostics(solver, oracles):
     """(||Q^T Q - I||_2, ||b - A v||) of LancBiO's current basis and v."""
     lanczos = solver.linear_system.process
-    basis = torch.stack(lanczos.basis[:lanczos.dim])
+    basis = lanczos.basis[:lanczos.dim]
     gram = basis @ basis.T
     orthogonality = torch.linalg.matrix_norm(
         gram - torch.eye(len(basis), dtype=gram.dtype), ord=2)

@@ -76,7 +76,7 @@ class Solver(BilevelSolver):
     def init_state(self):
         self.m = self.subspace_dim
         self.linear_system = RestartedLanczos(
-            self.orthogonality_tol,
+            self.schedule[0], self.orthogonality_tol,
             residual_correction=self.batch_size == FULL_BATCH)
 
     def step(self, x, y, v):

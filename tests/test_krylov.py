@@ -3,9 +3,10 @@ import pytest
 import torch
 from conftest import spd_matrix
 
-from benchmark_utils.linalg.krylov import (LanczosProcess, conjugate_gradient,
+from benchmark_utils.linalg.krylov import (LanczosProcess, RestartedLanczos,
+                                           conjugate_gradient,
                                            largest_eigenvalue,
-                                           solve_tridiagonal)
+                                           two_dimensional_galerkin)
 
 
 def test_lanczos_iterates_equal_conjugate_gradient_iterates():
@@ -40,12 +41,12 @@ def test_lanczos_basis_is_orthonormal_and_tridiagonalises():
     lanczos = LanczosProcess(b)
     for _ in range(8):
         lanczos.extend(lambda u: matrix @ u)
-    basis = torch.stack(lanczos.basis[:8], dim=1)
+    basis = lanczos.basis[:8].T
     torch.testing.assert_close(basis.T @ basis, torch.eye(8), atol=1e-10,
                                rtol=0)
-    tridiagonal = (torch.diag(torch.stack(lanczos.alphas))
-                   + torch.diag(torch.stack(lanczos.betas[:7]), 1)
-                   + torch.diag(torch.stack(lanczos.betas[:7]), -1))
+    tridiagonal = (torch.diag(lanczos.alphas)
+                   + torch.diag(lanczos.betas, 1)
+                   + torch.diag(lanczos.betas, -1))
     torch.testing.assert_close(basis.T @ matrix @ basis, tridiagonal,
                                atol=1e-10, rtol=0)
 
@@ -71,15 +72,80 @@ def test_lanczos_stops_growing_on_an_invariant_subspace():
 
 
 @pytest.mark.parametrize("k", [1, 2, 7])
-def test_tridiagonal_solve_matches_dense_solve(k):
-    gen = torch.Generator().manual_seed(k)
-    diagonal = 4 + torch.rand(k, generator=gen)
-    off = torch.rand(k - 1, generator=gen)
-    rhs = torch.randn(k, generator=gen)
-    dense = torch.diag(diagonal) + torch.diag(off, 1) + torch.diag(off, -1)
-    torch.testing.assert_close(
-        solve_tridiagonal(list(diagonal), list(off), list(rhs)),
-        torch.linalg.solve(dense, rhs), atol=1e-12, rtol=0)
+def test_solve_in_the_basis_matches_a_dense_solve(k):
+    matrix, b = spd_matrix(12, 20.0, seed=k)
+    lanczos = LanczosProcess(b, max_dim=7)
+    for _ in range(k):
+        lanczos.extend(lambda u: matrix @ u)
+    rhs = torch.randn(k, generator=torch.Generator().manual_seed(k))
+    basis = lanczos.basis[:k].T
+    expected = basis @ torch.linalg.solve(basis.T @ matrix @ basis, rhs)
+    torch.testing.assert_close(lanczos.solve(rhs), expected, atol=1e-12,
+                               rtol=0)
+    torch.testing.assert_close(lanczos.project(b), basis.T @ b, atol=1e-12,
+                               rtol=0)
+
+
+def test_a_full_basis_must_be_restarted():
+    matrix, b = spd_matrix(12, 20.0, seed=0)
+    lanczos = LanczosProcess(b, max_dim=3)
+    for _ in range(3):
+        lanczos.extend(lambda u: matrix @ u)
+    with pytest.raises(ValueError, match="basis is full.*restart"):
+        lanczos.extend(lambda u: matrix @ u)
+
+
+def assert_relatively_close(got, expected, rtol):
+    error = float(torch.linalg.vector_norm(got - expected))
+    assert error <= rtol * float(torch.linalg.vector_norm(expected)), error
+
+
+@pytest.mark.parametrize("orthogonality_tol", [None, 1e-2])
+def test_lanczos_equals_conjugate_gradient_at_m_80_and_after_a_restart(
+        orthogonality_tol):
+    # A fixed SPD matrix whose CG is still far from converged after 80
+    # steps: the restarted process with the residual correction is CG
+    # restarted from v_bar = its last iterate, so after m + i steps it
+    # equals i CG steps from the iterate of m steps.
+    n, m = 300, 80
+    matrix, b = spd_matrix(n, 1e4, seed=8)
+    matvec = lambda u: matrix @ u  # noqa: E731
+    restarted = RestartedLanczos(m, orthogonality_tol=orthogonality_tol)
+    v = torch.zeros(n)
+    for _ in range(m):
+        v = restarted.step(matvec, b, v, m)
+    at_m, _ = conjugate_gradient(matvec, b, max_iter=m)
+    assert restarted.process.dim == m
+    assert float(torch.linalg.vector_norm(matvec(at_m) - b)) > 1e-6 * float(
+        torch.linalg.vector_norm(b))
+    assert_relatively_close(v, at_m, 1e-8)
+    for i in range(1, 6):
+        v = restarted.step(matvec, b, v, m)
+        expected, _ = conjugate_gradient(matvec, b, x0=at_m, max_iter=i)
+        assert restarted.steps_since_restart == i
+        assert_relatively_close(v, expected, 1e-8)
+
+
+def test_two_dimensional_galerkin_equals_the_pseudo_inverse_solution():
+    matrix, b = spd_matrix(10, 30.0, seed=9)
+    u = torch.randn(10, generator=torch.Generator().manual_seed(9))
+    for direction in (u, 3.0 * b, torch.zeros(10)):
+        # The reference: W^T A W s = W^T b by the pseudo-inverse, on the
+        # orthonormal basis of span{b, direction}.
+        basis, _ = torch.linalg.qr(torch.stack([b, direction], dim=1))
+        rank = 1 if float(torch.linalg.vector_norm(
+            direction - torch.dot(direction, b) / torch.dot(b, b) * b)) < (
+                1e-12) else 2
+        basis = basis[:, :rank]
+        expected = basis @ torch.linalg.pinv(basis.T @ matrix @ basis) @ (
+            basis.T @ b)
+        torch.testing.assert_close(
+            two_dimensional_galerkin(b, matrix @ b, direction,
+                                     matrix @ direction),
+            expected, rtol=1e-12, atol=1e-14)
+    zero = torch.zeros(10)
+    assert torch.equal(two_dimensional_galerkin(zero, zero, u, matrix @ u),
+                       zero)
 
 
 def test_conjugate_gradient_reaches_tolerance_and_warm_starts():
@@ -141,7 +207,7 @@ def test_dynamic_process_stops_when_a_new_vector_overlaps_the_basis():
     for matrix in matrices[:25]:
         for process in processes:
             process.extend(lambda u: matrix @ u)
-    unchecked, checked = (torch.stack(p.basis) for p in processes)
+    unchecked, checked = (p.basis for p in processes)
 
     def orthogonality_loss(basis):
         gram = basis @ basis.T

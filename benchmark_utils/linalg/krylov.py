@@ -82,35 +82,6 @@ def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None,
     return x, n_matvec
 
 
-def solve_tridiagonal(diagonal, off_diagonal, rhs):
-    """Solve  T z = rhs  for a symmetric tridiagonal T in O(k) operations.
-
-    Thomas algorithm (Gaussian elimination without pivoting), stable for the
-    positive definite T that the Lanczos process gives for an SPD matrix.
-    The entries stay on the device: nothing is read back to the host.
-
-    Parameters
-    ----------
-    diagonal : sequence of k scalar tensors
-    off_diagonal : sequence of k - 1 scalar tensors
-    rhs : sequence of k scalar tensors
-    """
-    k = len(diagonal)
-    upper = [None] * k      # modified super-diagonal
-    forward = [None] * k    # modified right-hand side
-    pivot = diagonal[0]
-    forward[0] = rhs[0] / pivot
-    for i in range(1, k):
-        upper[i - 1] = off_diagonal[i - 1] / pivot
-        pivot = diagonal[i] - off_diagonal[i - 1] * upper[i - 1]
-        forward[i] = (rhs[i] - off_diagonal[i - 1] * forward[i - 1]) / pivot
-    solution = [None] * k
-    solution[k - 1] = forward[k - 1]
-    for i in range(k - 2, -1, -1):
-        solution[i] = forward[i] - upper[i] * solution[i + 1]
-    return torch.stack(solution)
-
-
 class LanczosProcess:
     """Symmetric Lanczos process started from a vector ``start``.
 
@@ -126,10 +97,35 @@ class LanczosProcess:
     3.2, the *dynamic* Lanczos process); with a fixed matrix this is the
     classical process, and :meth:`solution` then equals the CG iterate.
 
+    **Cost that does not grow with j.** The basis lives in one tensor of
+    ``max_dim + 1`` rows allocated at the start, and T_j in its
+    factorisation T_j = L D L^T (L unit lower bidiagonal, D the pivots),
+    with the inverse of L kept in a dense ``max_dim x max_dim`` tensor:
+    the new row of L^-1 is the previous one times the new multiplier, one
+    vector operation per step, all written on the device. So projecting a
+    vector on the basis, recombining ``Q_j z``, the orthogonality check
+    and ``T_j^-1 r = L^-T D^-1 L^-1 r`` are one matrix-vector product each.
+    That is the Thomas algorithm (the same factorisation, the same
+    multipliers and pivots) with each of its O(j) dependent scalar steps,
+    each a kernel launch on a GPU, replaced by a product of O(j^2)
+    operations, which at the j of a few tens costs less than one product
+    with the problem's data (a triangular solve would do the same in more
+    time on the CPU: LAPACK's call overhead). So a step costs a fixed
+    number of tensor operations, whatever j.
+
+    **One host synchronisation per step**: :meth:`extend` reads beta_{j+1},
+    the pivot (and the overlap) back together, to decide whether the
+    process stops; the start reads its norm back (is there anything to
+    solve?), once per process, so once per m outer iterations in LancBiO.
+    Nothing else is read back.
+
     Parameters
     ----------
     start : tensor
         Starting vector, usually a residual ``r_0 = b - A v_0``.
+    max_dim : int or None
+        The largest dimension the subspace may reach (its basis is
+        allocated for it); None: the size of ``start``.
     breakdown_tol : float
         Relative size of ``beta_{j+1}`` (to ``||start||``) under which the
         subspace is taken as invariant and the process stops growing.
@@ -152,28 +148,49 @@ class LanczosProcess:
     can be arbitrarily large.
     """
 
-    def __init__(self, start, breakdown_tol=1e-14, orthogonality_tol=None):
+    def __init__(self, start, max_dim=None, breakdown_tol=1e-14,
+                 orthogonality_tol=None):
+        self.max_dim = start.numel() if max_dim is None else max_dim
         self.start_norm = torch.linalg.vector_norm(start)
         self.orthogonality_tol = orthogonality_tol
         self.lost_orthogonality = False
         self.lost_definiteness = False
-        # The last pivot d_j = alpha_j - beta_j^2 / d_{j-1} of T_j = L D L^T.
-        self._pivot = None
-        self.alphas = []
-        self.betas = []   # betas[i] = beta_{i+2} couples q_{i+1} and q_{i+2}
-        self._zero = torch.zeros_like(start)
+        # beta_{j+1}, which couples q_j to the newest vector, and the last
+        # pivot d_j = alpha_j - beta_j^2 / d_{j-1} of T_j = L D L^T.
+        self._beta = self._pivot = None
+        # Row i holds q_{i+1}; only the first n_vectors rows are written.
+        self._basis = start.new_empty(self.max_dim + 1, start.numel())
+        # Columns (alpha_j, beta_{j+1}, d_j), and L^-1.
+        self._terms = start.new_empty(3, self.max_dim)
+        self._lower_inverse = torch.eye(self.max_dim, dtype=start.dtype,
+                                        device=start.device)
+        self.dim = 0
         # A zero start vector means the system is already solved: the
         # subspace is {0}, and the process never grows.
         start_norm = float(self.start_norm)
         self.exhausted = start_norm == 0.0
-        self.basis = [] if self.exhausted else [start / self.start_norm]
+        self.n_vectors = 0
+        if not self.exhausted:
+            self._basis[0] = start / self.start_norm
+            self.n_vectors = 1
         # Read back once here, so that each step reads only beta.
         self._breakdown_level = breakdown_tol * start_norm
 
     @property
-    def dim(self):
-        """Dimension j of the current subspace (number of extend steps)."""
-        return len(self.alphas)
+    def basis(self):
+        """The vectors held, q_1, q_2, ..., as the rows of a tensor (one
+        more than ``dim`` while the process grows)."""
+        return self._basis[:self.n_vectors]
+
+    @property
+    def alphas(self):
+        """The diagonal alpha_1..alpha_j of T_j."""
+        return self._terms[0, :self.dim]
+
+    @property
+    def betas(self):
+        """The off-diagonal beta_2..beta_j of T_j."""
+        return self._terms[1, :max(self.dim - 1, 0)]
 
     @property
     def stopped(self):
@@ -190,59 +207,78 @@ class LanczosProcess:
         """
         if self.stopped:
             return False
-        q = self.basis[-1]
+        j = self.dim
+        if j == self.max_dim:
+            raise ValueError(
+                f"The Lanczos basis is full ({self.max_dim} vectors): "
+                "restart the process, or give it a larger max_dim.")
+        q = self._basis[j]
         w = matvec(q)
-        if self.betas:
-            w = w - self.betas[-1] * self.basis[-2]
+        if j > 0:
+            w = torch.addcmul(w, self._beta, self._basis[j - 1], value=-1)
         alpha = torch.dot(q, w)
-        w = w - alpha * q
+        w = torch.addcmul(w, alpha, q, value=-1)
         beta = torch.linalg.vector_norm(w)
-        pivot = alpha if self._pivot is None else (
-            alpha - self.betas[-1] ** 2 / self._pivot)
+        if j == 0:
+            pivot = alpha
+        else:
+            # The multiplier l_j = beta_j / d_{j-1} of L, and
+            # d_j = alpha_j - beta_j l_j.
+            multiplier = self._beta / self._pivot
+            pivot = torch.addcmul(alpha, self._beta, multiplier, value=-1)
         # Reading beta, the pivot (and the overlap) back is the one host
         # synchronisation per step: a vanishing beta means Q_j spans an
         # invariant subspace and the next vector would be noise divided by
         # round-off.
-        if self.orthogonality_tol is None:
-            beta_value, pivot_value = torch.stack([beta, pivot]).tolist()
-        else:
-            overlap = torch.linalg.vector_norm(
-                torch.stack(self.basis) @ w, ord=float("inf")) / beta
-            beta_value, pivot_value, overlap = torch.stack(
-                [beta, pivot, overlap]).tolist()
+        terms = [alpha, beta, pivot]
+        if self.orthogonality_tol is not None:
+            terms.append(torch.linalg.vector_norm(
+                self._basis[:j + 1] @ w, ord=float("inf")) / beta)
+        terms = torch.stack(terms)
+        _, beta_value, pivot_value, *overlap = terms.tolist()
         if not pivot_value > 0:
             self.lost_definiteness = True
             return True
-        self.alphas.append(alpha)
+        self._terms[:, j] = terms[:3]
+        if j > 0:
+            # Row j of L^-1: minus l_j times row j - 1 (zeros before).
+            self._lower_inverse[j, :j].addcmul_(
+                self._lower_inverse[j - 1, :j], multiplier, value=-1)
         self._pivot = pivot
+        self.dim = j + 1
         if beta_value <= self._breakdown_level:
             self.exhausted = True
-        elif (self.orthogonality_tol is not None
-              and overlap > self.orthogonality_tol):
+        elif overlap and overlap[0] > self.orthogonality_tol:
             self.lost_orthogonality = True
         else:
-            self.betas.append(beta)
-            self.basis.append(w / beta)
+            self._beta = beta
+            torch.div(w, beta, out=self._basis[j + 1])
+            self.n_vectors = j + 2
         return True
 
     def project(self, vector):
         """Coordinates ``Q_j^T vector`` of a vector in the current basis."""
-        return [torch.dot(q, vector) for q in self.basis[:self.dim]]
+        return self._basis[:self.dim] @ vector
 
     def solve(self, rhs):
         """Return ``Q_j T_j^{-1} rhs`` for ``rhs`` given in the basis
-        coordinates (a length-j sequence of scalars); zero when j = 0."""
+        coordinates (a tensor of j entries); zero when j = 0."""
         j = self.dim
         if j == 0:
-            return self._zero.clone()
-        coefficients = solve_tridiagonal(self.alphas, self.betas[:j - 1], rhs)
-        return sum(c * q for c, q in zip(coefficients, self.basis[:j]))
+            return torch.zeros_like(self._basis[0])
+        # T_j^-1 rhs = L^-T D^-1 L^-1 rhs.
+        lower_inverse = self._lower_inverse[:j, :j]
+        coefficients = lower_inverse.T @ (
+            (lower_inverse @ rhs) / self._terms[2, :j])
+        return self._basis[:j].T @ coefficients
 
     def solution(self):
         """``Q_j T_j^{-1} (||start|| e_1)``: the Galerkin solution of
         ``A d = start`` in the current subspace."""
-        rhs = [self.start_norm] + [torch.zeros_like(self.start_norm)] * (
-            self.dim - 1)
+        rhs = torch.zeros(self.dim, dtype=self._basis.dtype,
+                          device=self._basis.device)
+        if self.dim:
+            rhs[0] = self.start_norm
         return self.solve(rhs)
 
 
@@ -256,7 +292,8 @@ class RestartedLanczos:
         v_k = v_bar + Q_j T_j^{-1} Q_j^T (b_k - A v_bar),
 
     with the current b_k and the product A v_bar kept from the restart.
-    ``orthogonality_tol`` is passed to each :class:`LanczosProcess`.
+    ``orthogonality_tol`` is passed to each :class:`LanczosProcess`, whose
+    basis is allocated for ``max_dim`` vectors, the largest m of the run.
 
     ``residual_correction=False`` restarts from b_k itself (v_bar = 0, no
     product at a restart), so that v_k = Q_j T_j^{-1} Q_j^T b_k: LancBiO in
@@ -265,14 +302,17 @@ class RestartedLanczos:
     authors' stochastic code drops the correction too).
     """
 
-    def __init__(self, orthogonality_tol=None, residual_correction=True):
+    def __init__(self, max_dim, orthogonality_tol=None,
+                 residual_correction=True):
+        self.max_dim = max_dim
         self.orthogonality_tol = orthogonality_tol
         self.residual_correction = residual_correction
         self.process = None
 
     def step(self, hessian, b, v, m):
         """One outer iteration: ``v_k`` from ``v_{k-1} = v``, the current
-        ``hessian`` (a matvec) and ``b``, with at most ``m`` vectors."""
+        ``hessian`` (a matvec) and ``b``, with at most ``m`` vectors
+        (``m <= max_dim``)."""
         if (self.process is None or self.process.dim >= m
                 or self.process.stopped):
             if self.residual_correction:
@@ -280,7 +320,8 @@ class RestartedLanczos:
             else:
                 self.v_bar = self.a_v_bar = torch.zeros_like(b)
             self.process = LanczosProcess(
-                b - self.a_v_bar, orthogonality_tol=self.orthogonality_tol)
+                b - self.a_v_bar, max_dim=self.max_dim,
+                orthogonality_tol=self.orthogonality_tol)
             self.steps_since_restart = 0
         self.process.extend(hessian)
         self.steps_since_restart += 1
@@ -294,26 +335,36 @@ def two_dimensional_galerkin(b, a_b, u, a_u):
 
     The subspace gets the orthonormal basis W = [w1, w2] (Gram-Schmidt of b
     and u), whose products A W follow from the given ones by linearity;
-    the projected 2x2 system (W^T A W) s = W^T b is solved with a
-    pseudo-inverse, which keeps a degenerate subspace (u parallel to b)
-    well defined. This is the v-update of SubBiO (Yang, Gao and Yuan,
+    the projected 2x2 system (W^T A W) s = W^T b is solved by Cramer's
+    rule, a few scalar operations on the device. A degenerate subspace (u
+    parallel to b, as at the start where v = 0: then w2 = 0) keeps the
+    one-dimensional Galerkin solution along b, as a pseudo-inverse would;
+    b = 0 gives 0. This is the v-update of SubBiO (Yang, Gao and Yuan,
     *LancBiO*, ICLR 2025, Algorithm 1).
     """
     tiny = torch.finfo(b.dtype).tiny
     norm_b = torch.linalg.vector_norm(b).clamp_min(tiny)
     w1, a_w1 = b / norm_b, a_b / norm_b
     along = torch.dot(w1, u)
-    r, a_r = u - along * w1, a_u - along * a_w1
+    r = torch.addcmul(u, along, w1, value=-1)
+    a_r = torch.addcmul(a_u, along, a_w1, value=-1)
     norm_r = torch.linalg.vector_norm(r).clamp_min(tiny)
     w2, a_w2 = r / norm_r, a_r / norm_r
-    off = 0.5 * (torch.dot(w1, a_w2) + torch.dot(w2, a_w1))
-    projected = torch.stack([
-        torch.stack([torch.dot(w1, a_w1), off]),
-        torch.stack([off, torch.dot(w2, a_w2)]),
-    ])
-    s = torch.linalg.pinv(projected, hermitian=True) @ torch.stack(
-        [torch.dot(w1, b), torch.dot(w2, b)])
-    return s[0] * w1 + s[1] * w2
+    # [[p, q], [q, t]] s = [c1, c2]
+    p, t = torch.dot(w1, a_w1), torch.dot(w2, a_w2)
+    q = 0.5 * (torch.dot(w1, a_w2) + torch.dot(w2, a_w1))
+    c1, c2 = torch.dot(w1, b), torch.dot(w2, b)
+    # Singular below a ratio of its eigenvalues of about 2 eps (the
+    # determinant to the squared trace), where a pseudo-inverse with its
+    # default tolerance would drop the smaller one.
+    determinant = p * t - q * q
+    regular = determinant > 2 * torch.finfo(b.dtype).eps * (p + t) ** 2
+    safe_determinant = torch.where(regular, determinant, 1.0)
+    safe_p = torch.where(p > 0, p, 1.0)
+    s1 = torch.where(regular, (t * c1 - q * c2) / safe_determinant,
+                     torch.where(p > 0, c1 / safe_p, 0.0))
+    s2 = torch.where(regular, (p * c2 - q * c1) / safe_determinant, 0.0)
+    return torch.addcmul(s1 * w1, s2, w2)
 
 
 def largest_eigenvalue(matvec, start, n_iter=30):
