@@ -141,8 +141,8 @@ class Oracles:
             raise ValueError(
                 "hvp_mode='closed_form' needs a problem that supplies its "
                 "derivatives in closed form (every problem of this "
-                f"benchmark does); the {problem.name} problem does not: use one "
-                f"of {AUTODIFF_HVP_MODES} or 'auto'.")
+                f"benchmark does); the {problem.name} problem does not: use "
+                f"one of {AUTODIFF_HVP_MODES} or 'auto'.")
         self.problem = problem
         self.hvp_mode = hvp_mode
         if hvp_mode == "closed_form":

@@ -48,8 +48,10 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
     """
     max_cg_steps = 10 * y.numel() if max_cg_steps is None else max_cg_steps
     best_norm, best_y, stalled = math.inf, y, 0
+    gradient = None
     for _ in range(max_newton_steps):
-        gradient = oracles.grad_inner(x, y)
+        if gradient is None:
+            gradient = oracles.grad_inner(x, y)
         gradient_norm = float(torch.linalg.vector_norm(gradient))
         # Solved exactly, or diverged: nothing more to gain here.
         if gradient_norm == 0.0 or not math.isfinite(gradient_norm):
@@ -77,9 +79,23 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
         step = 1.0
         # The slack absorbs round-off in g near the minimiser.
         slack = 1e-14 * max(1.0, abs(value))
-        while (float(oracles.value_inner(x, y - step * direction))
-               > value - ARMIJO * step * slope + slack and step > 1e-12):
-            step *= 0.5
+        next_gradient = None
+        if (float(oracles.value_inner(x, y - direction))
+                > value - ARMIJO * slope + slack):
+            # Near y* with kappa = 1e5, g's change over a Newton step can
+            # be below the round-off of g itself (its quadratic term's
+            # entries cancel): the full step is then judged by the
+            # gradient, kept for the next step if it is taken.
+            next_gradient = oracles.grad_inner(x, y - direction)
+            if float(torch.linalg.vector_norm(next_gradient)) > (
+                    1 - ARMIJO) * gradient_norm:
+                next_gradient = None
+                step = 0.5
+                while (float(oracles.value_inner(x, y - step * direction))
+                       > value - ARMIJO * step * slope + slack
+                       and step > 1e-12):
+                    step *= 0.5
+        gradient = next_gradient
         y = y - step * direction
         step_norm = step * float(torch.linalg.vector_norm(direction))
         if step_norm <= tol * max(1.0, float(torch.linalg.vector_norm(y))):

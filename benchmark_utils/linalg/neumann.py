@@ -23,8 +23,9 @@ def neumann_series(hvp, b, step_size, n_steps):
     term = b
     total = b
     for _ in range(n_steps):
-        term = term - step_size * hvp(term)
-        total = total + term
+        # One fused pass each: term - eta A term, and the running sum.
+        term = torch.add(term, hvp(term), alpha=-step_size)
+        total = torch.add(total, term)
     return step_size * total
 
 
@@ -48,5 +49,5 @@ def neumann_sample(hvp, b, step_size, n_steps, generator):
     """
     term = b
     for _ in range(draw_truncation(generator, n_steps)):
-        term = term - step_size * hvp(term)
+        term = torch.add(term, hvp(term), alpha=-step_size)
     return ((n_steps + 1) * step_size) * term

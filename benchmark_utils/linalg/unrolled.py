@@ -13,6 +13,7 @@ reverse-mode hypergradient (Franceschi et al., 2017)
 for t = T-1 down to T-K: K = T is the full unroll, K < T the K-step
 truncated back-propagation (K-RMD) of Shaban et al. (2019).
 """
+import torch
 
 
 def unrolled_gradient_descent(oracles, x, y, n_steps, step_size,
@@ -29,7 +30,7 @@ def unrolled_gradient_descent(oracles, x, y, n_steps, step_size,
     for _ in range(n_steps):
         batch = None if next_batch is None else next_batch()
         steps.append((y, batch))
-        y = y - step_size * oracles.grad_inner(x, y, batch)
+        y = torch.add(y, oracles.grad_inner(x, y, batch), alpha=-step_size)
     return y, steps
 
 
@@ -69,6 +70,6 @@ def unrolled_hypergradient(oracles, x, steps, grad_x_f, grad_y_f,
             cross = oracles.cross(x, y, alpha, batch)
         else:
             hvp, cross = oracles.hvp_and_cross(x, y, alpha, batch)
-            alpha = alpha - step_size * hvp
-        hypergradient = hypergradient - step_size * cross
+            alpha = torch.add(alpha, hvp, alpha=-step_size)
+        hypergradient = torch.add(hypergradient, cross, alpha=-step_size)
     return hypergradient
