@@ -232,8 +232,9 @@ class LanczosProcess:
         # round-off.
         terms = [alpha, beta, pivot]
         if self.orthogonality_tol is not None:
+            # max_i |q_i^T w|, compared with tol * beta on the host.
             terms.append(torch.linalg.vector_norm(
-                self._basis[:j + 1] @ w, ord=float("inf")) / beta)
+                self._basis[:j + 1] @ w, ord=float("inf")))
         terms = torch.stack(terms)
         _, beta_value, pivot_value, *overlap = terms.tolist()
         if not pivot_value > 0:
@@ -248,7 +249,7 @@ class LanczosProcess:
         self.dim = j + 1
         if beta_value <= self._breakdown_level:
             self.exhausted = True
-        elif overlap and overlap[0] > self.orthogonality_tol:
+        elif overlap and overlap[0] > self.orthogonality_tol * beta_value:
             self.lost_orthogonality = True
         else:
             self._beta = beta
