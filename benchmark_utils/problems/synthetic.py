@@ -124,12 +124,16 @@ class SyntheticProblem(BilevelProblem):
         centred = scaled - torch.dot(softmax, scaled)
         return sine, softmax, centred
 
+    # Fused (addcmul, addmv): a fixed number of tensor operations, each a
+    # kernel launch on a GPU.
     def _hvp(self, x, y, v, sine, softmax, centred):
-        return (-self.c2 * sine * v + x * softmax * centred
-                + self.d3 * v + self.gram @ v)
+        local = torch.addcmul(self.d3 * v, sine, v, value=-self.c2)
+        return torch.addmv(torch.addcmul(local, x * softmax, centred),
+                           self.gram, v)
 
     def _cross(self, x, y, v, sine, softmax, centred):
-        return -self.c2 * sine * v + softmax * v + y * softmax * centred
+        local = torch.addcmul(softmax * v, sine, v, value=-self.c2)
+        return torch.addcmul(local, y * softmax, centred)
 
     def closed_form_hvp(self, x, y, v):
         return self._hvp(x, y, v, *self._curvature_terms(x, y, v))
@@ -141,8 +145,9 @@ class SyntheticProblem(BilevelProblem):
         sine = torch.sin(x + y)
         softmax = torch.softmax(x * y, dim=0)
         scaled = y * w
-        return (-self.c2 * sine * w + softmax * w
-                + x * softmax * (scaled - torch.dot(softmax, scaled)))
+        local = torch.addcmul(softmax * w, sine, w, value=-self.c2)
+        return torch.addcmul(local, x * softmax,
+                             scaled - torch.dot(softmax, scaled))
 
     def closed_form_hvp_and_cross(self, x, y, v):
         terms = self._curvature_terms(x, y, v)
