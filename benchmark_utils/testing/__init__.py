@@ -1,3 +1,6 @@
-"""Writers of tiny data sets in the layouts the real loaders read (IDX for
-torchvision, bz2 svmlight for libsvmdata), used by ``test_config.py`` and
-the tests to run the real loading code offline."""
+"""What the tests and the measurement scripts run against: writers of tiny
+data sets in the layouts the real loaders read (IDX for torchvision, bz2
+svmlight for libsvmdata), used by ``test_config.py`` and the tests to run
+the real loading code offline; the headless-browser check of the HTML
+report; and hand-written twins of LancBiO, SubBiO and SOBA, the floor the
+speed scripts time the solvers against."""
