@@ -24,9 +24,10 @@ method without a growing state is warmed up by 2 iterations.
 
 The oracles use the HVP mode that the objective's default
 ``hvp_mode='auto'`` picks; on CUDA, the device is synchronised before each
-read of the clock. Problems: the synthetic one (n = 1,000),
-hyper-cleaning on the offline MNIST digits (2,000 training samples) and
-regularization selection on 2,000 random news20-shaped documents (sparse).
+read of the clock. Problems: the quickstart's quadratic, the synthetic one
+(n = 1,000 and 2,000), hyper-cleaning on the offline MNIST digits (2,000
+training samples) and regularization selection on 2,000 random
+news20-shaped documents (sparse).
 
 Usage (from the benchmark folder):
     python scripts/solver_overhead.py [--n-outer 20] [--repeat 3]
@@ -177,10 +178,12 @@ def default_instances(solver_class):
 
 def problems(benchmark, label_part=""):
     """(label, problem) of the problems whose label contains
-    ``label_part``, each built only then: every problem has at least 1,000
-    samples."""
+    ``label_part``, each built only then: the quickstart's quadratic (50 +
+    100 variables, where the fixed cost of a call shows), and problems of
+    at least 1,000 samples or variables."""
     datasets = {dataset.name: dataset for dataset in benchmark.get_datasets()}
-    for name, params in [("synthetic", {"n": 1000}),
+    for name, params in [("quadratic", {}), ("synthetic", {"n": 1000}),
+                         ("synthetic", {"n": 2000}),
                          ("hyperclean_mnist5k", {})]:
         if label_part in str(datasets[name].get_instance(**params)):
             yield load_dataset(benchmark, name, params)
@@ -247,8 +250,8 @@ def main():
                                        args.repeat, after_block))
                 ratio, seconds, oracle_time = sorted(blocks)[len(blocks) // 2]
                 print(f"| {label} ({objective.resolved_hvp_mode}) | "
-                      f"{solver} | {1e3 * seconds / args.n_outer:.2f} | "
-                      f"{1e3 * oracle_time / args.n_outer:.2f} | "
+                      f"{solver} | {1e3 * seconds / args.n_outer:.3g} | "
+                      f"{1e3 * oracle_time / args.n_outer:.3g} | "
                       f"{ratio:.2f} |", flush=True)
 
 
