@@ -1,5 +1,7 @@
 import math
 
+import torch
+
 from benchmark_utils.linalg.inner_loops import inner_gradient_descent
 from benchmark_utils.linalg.krylov import RestartedLanczos
 from benchmark_utils.sampling import FULL_BATCH
@@ -76,7 +78,7 @@ class Solver(BilevelSolver):
     def init_state(self):
         self.m = self.subspace_dim
         self.linear_system = RestartedLanczos(
-            self.schedule[0], self.orthogonality_tol,
+            self.y0, self.schedule[0], self.orthogonality_tol,
             residual_correction=self.batch_size == FULL_BATCH)
 
     def step(self, x, y, v):
@@ -95,6 +97,6 @@ class Solver(BilevelSolver):
             lambda u: self.oracles.hvp(x, y, u, batch), b, v, self.m)
         # The first m0 steps after a restart only build the subspace.
         if self.linear_system.steps_since_restart > self.n_warmup_steps:
-            x = x - self.outer_step * (grad_x_f - self.oracles.cross(
-                x, y, v, self.second_order_batch()))
+            x = torch.add(x, grad_x_f - self.oracles.cross(
+                x, y, v, self.second_order_batch()), alpha=-self.outer_step)
         return x, y, v

@@ -1,3 +1,5 @@
+import torch
+
 from benchmark_utils.linalg.inner_loops import inner_gradient_descent
 from benchmark_utils.linalg.krylov import two_dimensional_galerkin
 from benchmark_utils.solver import BilevelSolver
@@ -45,8 +47,9 @@ class Solver(BilevelSolver):
         a_a_v = self.oracles.hvp(x, y, a_v, batch)
         # Second direction u = (I - eta A) v: one gradient step on the
         # quadratic from v, with A u from the products by linearity.
-        u, a_u = v - self.linsys_step * a_v, a_v - self.linsys_step * a_a_v
+        u = torch.add(v, a_v, alpha=-self.linsys_step)
+        a_u = torch.add(a_v, a_a_v, alpha=-self.linsys_step)
         v = two_dimensional_galerkin(b, a_b, u, a_u)
-        x = x - self.outer_step * (grad_x_f - self.oracles.cross(
-            x, y, v, self.second_order_batch()))
+        x = torch.add(x, grad_x_f - self.oracles.cross(
+            x, y, v, self.second_order_batch()), alpha=-self.outer_step)
         return x, y, v

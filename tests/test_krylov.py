@@ -2,6 +2,7 @@
 import pytest
 import torch
 from conftest import spd_matrix
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmark_utils.linalg.krylov import (LanczosProcess, RestartedLanczos,
                                            conjugate_gradient,
@@ -110,7 +111,7 @@ def test_lanczos_equals_conjugate_gradient_at_m_80_and_after_a_restart(
     n, m = 300, 80
     matrix, b = spd_matrix(n, 1e4, seed=8)
     matvec = lambda u: matrix @ u  # noqa: E731
-    restarted = RestartedLanczos(m, orthogonality_tol=orthogonality_tol)
+    restarted = RestartedLanczos(b, m, orthogonality_tol=orthogonality_tol)
     v = torch.zeros(n)
     for _ in range(m):
         v = restarted.step(matvec, b, v, m)
@@ -126,10 +127,109 @@ def test_lanczos_equals_conjugate_gradient_at_m_80_and_after_a_restart(
         assert_relatively_close(v, expected, 1e-8)
 
 
-def test_two_dimensional_galerkin_equals_the_pseudo_inverse_solution():
-    matrix, b = spd_matrix(10, 30.0, seed=9)
-    u = torch.randn(10, generator=torch.Generator().manual_seed(9))
-    for direction in (u, 3.0 * b, torch.zeros(10)):
+def test_restarted_lanczos_without_residual_correction_restarts_from_b():
+    # v_k = Q_j T_j^{-1} Q_j^T b_k: with one matrix and one b, j CG steps
+    # from zero, whatever the estimate before the restart.
+    n, m = 40, 5
+    matrix, b = spd_matrix(n, 50.0, seed=10)
+    matvec = lambda u: matrix @ u  # noqa: E731
+    restarted = RestartedLanczos(b, m, residual_correction=False)
+    v = torch.zeros(n)
+    for k in range(2 * m):
+        v = restarted.step(matvec, b, v, m)
+        expected, _ = conjugate_gradient(matvec, b, max_iter=k % m + 1)
+        assert restarted.steps_since_restart == k % m + 1
+        assert_relatively_close(v, expected, 1e-10)
+
+
+def test_a_restart_in_the_same_storage_equals_a_new_process():
+    matrix, b = spd_matrix(30, 20.0, seed=11)
+    other = spd_matrix(30, 5.0, seed=12)[0]
+    reused = LanczosProcess(b, max_dim=10, orthogonality_tol=1e-2)
+    for _ in range(7):
+        reused.extend(lambda u: other @ u)
+    start = b.flip(0)
+    reused.restart(start)
+    fresh = LanczosProcess(start, max_dim=10, orthogonality_tol=1e-2)
+    assert reused.dim == 0 and not reused.stopped
+    for _ in range(4):
+        for process in (reused, fresh):
+            process.extend(lambda u: matrix @ u)
+        assert torch.equal(reused.solution(), fresh.solution())
+    assert torch.equal(reused.basis, fresh.basis)
+    reused.restart(torch.zeros(30))
+    assert reused.exhausted and reused.dim == 0
+
+
+class OperationCounter(TorchDispatchMode):
+    """The number of aten operations run while it is active, views (which
+    launch nothing, and which a slice of the whole tensor skips) aside."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("orthogonality_tol", [None, 1e-2])
+def test_a_lanczos_step_costs_the_same_operations_at_every_dimension(
+        orthogonality_tol):
+    # Each outer iteration of RestartedLanczos at a fixed m: the same
+    # number of tensor operations at j = 2 as at j = 80. A restart adds the
+    # product A v_bar, its subtraction and the norm of the new start, and
+    # its first step skips as many terms of the recurrence.
+    n, m = 120, 80
+    matrix, b = spd_matrix(n, 100.0, seed=13)
+    matvec = lambda u: matrix @ u  # noqa: E731
+    restarted = RestartedLanczos(b, m, orthogonality_tol=orthogonality_tol)
+    v, counts = torch.zeros(n), []
+    for _ in range(m + 2):
+        with OperationCounter() as counter:
+            v = restarted.step(matvec, b, v, m)
+        counts.append(counter.count)
+    assert restarted.steps_since_restart == 2
+    assert len(set(counts[1:m])) == 1, counts
+    assert max(counts[0], counts[m]) <= counts[1], counts
+
+
+def test_one_host_read_per_step_and_one_more_at_a_restart(monkeypatch):
+    # Each read of a device value is a host synchronisation on a GPU: one
+    # per outer iteration (beta, the pivot and the overlap together), and
+    # the norm of the start at a restart.
+    n, m = 50, 4
+    matrix, b = spd_matrix(n, 20.0, seed=14)
+    reads = []
+    tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist",
+                        lambda self: reads.append(1) or tolist(self))
+
+    class ScalarReads(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                reads.append(1)
+            return func(*args, **(kwargs or {}))
+
+    restarted = RestartedLanczos(b, m, orthogonality_tol=1e-2)
+    v, per_step = torch.zeros(n), []
+    for _ in range(2 * m):
+        reads.clear()
+        with ScalarReads():
+            v = restarted.step(lambda u: matrix @ u, b, v, m)
+        per_step.append(len(reads))
+    assert per_step == [2, 1, 1, 1] * 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 9])
+def test_two_dimensional_galerkin_equals_the_pseudo_inverse_solution(seed):
+    # u parallel to b: its component off b is round-off noise (not exactly
+    # zero), which must not be taken as a second direction.
+    matrix, b = spd_matrix(10, 30.0, seed=seed)
+    u = torch.randn(10, generator=torch.Generator().manual_seed(seed))
+    for direction in (u, 3.0 * b, -0.7 * b, 1e-3 * b, 1.1 * b,
+                      torch.zeros(10)):
         # The reference: W^T A W s = W^T b by the pseudo-inverse, on the
         # orthonormal basis of span{b, direction}.
         basis, _ = torch.linalg.qr(torch.stack([b, direction], dim=1))

@@ -98,26 +98,29 @@ class LanczosProcess:
     classical process, and :meth:`solution` then equals the CG iterate.
 
     **Cost that does not grow with j.** The basis lives in one tensor of
-    ``max_dim + 1`` rows allocated at the start, and T_j in its
-    factorisation T_j = L D L^T (L unit lower bidiagonal, D the pivots),
-    with the inverse of L kept in a dense ``max_dim x max_dim`` tensor:
-    the new row of L^-1 is the previous one times the new multiplier, one
-    vector operation per step, all written on the device. So projecting a
-    vector on the basis, recombining ``Q_j z``, the orthogonality check
-    and ``T_j^-1 r = L^-T D^-1 L^-1 r`` are one matrix-vector product each.
-    That is the Thomas algorithm (the same factorisation, the same
-    multipliers and pivots) with each of its O(j) dependent scalar steps,
-    each a kernel launch on a GPU, replaced by a product of O(j^2)
-    operations, which at the j of a few tens costs less than one product
-    with the problem's data (a triangular solve would do the same in more
-    time on the CPU: LAPACK's call overhead). So a step costs a fixed
-    number of tensor operations, whatever j.
+    ``max_dim + 1`` rows allocated once (:meth:`restart` starts again in
+    the same storage), and T_j in its factorisation T_j = L D L^T (L unit
+    lower bidiagonal, D the pivots), with the inverse of L kept in a dense
+    ``max_dim x max_dim`` tensor: the new row of L^-1 is the previous one
+    times the new multiplier, one vector operation per step, all written
+    on the device. So projecting a vector on the basis, recombining
+    ``Q_j z``, the orthogonality check and ``T_j^-1 r = L^-T D^-1 L^-1 r``
+    are one matrix-vector product each. That is the Thomas algorithm (the
+    same factorisation, the same multipliers and pivots) with each of its
+    O(j) dependent scalar steps, each a kernel launch on a GPU, replaced by
+    a product of O(j^2) operations, which at the j of a few tens costs less
+    than one product with the problem's data; a dense ``solve_ex`` or
+    ``cholesky_ex`` of T_j would refactorise it at every call, in more
+    kernels, and a triangular solve costs LAPACK's call overhead on the
+    CPU. So a step costs a fixed number of tensor operations, whatever j.
 
-    **One host synchronisation per step**: :meth:`extend` reads beta_{j+1},
-    the pivot (and the overlap) back together, to decide whether the
-    process stops; the start reads its norm back (is there anything to
-    solve?), once per process, so once per m outer iterations in LancBiO.
-    Nothing else is read back.
+    **Host synchronisations**: each :meth:`extend` reads beta_{j+1}, the
+    pivot (and the overlap) back together, once, to decide whether the
+    process stops; each (re)start reads the norm of its start vector back,
+    to know whether there is anything to solve (a zero start spends no
+    product). In LancBiO that is one read per outer iteration, and a second
+    one in an iteration that restarts (one in m). Nothing else is read
+    back.
 
     Parameters
     ----------
@@ -151,30 +154,39 @@ class LanczosProcess:
     def __init__(self, start, max_dim=None, breakdown_tol=1e-14,
                  orthogonality_tol=None):
         self.max_dim = start.numel() if max_dim is None else max_dim
-        self.start_norm = torch.linalg.vector_norm(start)
+        self.breakdown_tol = breakdown_tol
         self.orthogonality_tol = orthogonality_tol
-        self.lost_orthogonality = False
-        self.lost_definiteness = False
-        # beta_{j+1}, which couples q_j to the newest vector, and the last
-        # pivot d_j = alpha_j - beta_j^2 / d_{j-1} of T_j = L D L^T.
-        self._beta = self._pivot = None
-        # Row i holds q_{i+1}; only the first n_vectors rows are written.
+        # Row i holds q_{i+1}; only the first n_vectors rows are in use.
         self._basis = start.new_empty(self.max_dim + 1, start.numel())
-        # Columns (alpha_j, beta_{j+1}, d_j), and L^-1.
-        self._terms = start.new_empty(3, self.max_dim)
+        # Row j - 1: alpha_j, beta_{j+1}, the pivot d_j of T_j = L D L^T,
+        # and the overlap of the step that wrote it.
+        self._terms = start.new_empty(self.max_dim, 4)
+        # L^-1: each step writes the strictly lower part of its row from
+        # zeros, so the unit diagonal and the zeros above it serve every
+        # restart.
         self._lower_inverse = torch.eye(self.max_dim, dtype=start.dtype,
                                         device=start.device)
-        self.dim = 0
+        self._zeros = start.new_zeros(self.max_dim)
+        self.restart(start)
+
+    def restart(self, start):
+        """Start the process again from ``start`` (of the same size), in
+        the storage it already has."""
+        self.start_norm = torch.linalg.vector_norm(start)
         # A zero start vector means the system is already solved: the
         # subspace is {0}, and the process never grows.
         start_norm = float(self.start_norm)
         self.exhausted = start_norm == 0.0
-        self.n_vectors = 0
+        self.lost_orthogonality = self.lost_definiteness = False
+        # beta_{j+1}, which couples q_j to the newest vector, and the last
+        # pivot d_j.
+        self._beta = self._pivot = None
+        self.dim = self.n_vectors = 0
         if not self.exhausted:
-            self._basis[0] = start / self.start_norm
+            torch.div(start, self.start_norm, out=self._basis[0])
             self.n_vectors = 1
         # Read back once here, so that each step reads only beta.
-        self._breakdown_level = breakdown_tol * start_norm
+        self._breakdown_level = self.breakdown_tol * start_norm
 
     @property
     def basis(self):
@@ -185,12 +197,12 @@ class LanczosProcess:
     @property
     def alphas(self):
         """The diagonal alpha_1..alpha_j of T_j."""
-        return self._terms[0, :self.dim]
+        return self._terms[:self.dim, 0]
 
     @property
     def betas(self):
         """The off-diagonal beta_2..beta_j of T_j."""
-        return self._terms[1, :max(self.dim - 1, 0)]
+        return self._terms[:max(self.dim - 1, 0), 1]
 
     @property
     def stopped(self):
@@ -226,25 +238,25 @@ class LanczosProcess:
             # d_j = alpha_j - beta_j l_j.
             multiplier = self._beta / self._pivot
             pivot = torch.addcmul(alpha, self._beta, multiplier, value=-1)
-        # Reading beta, the pivot (and the overlap) back is the one host
-        # synchronisation per step: a vanishing beta means Q_j spans an
-        # invariant subspace and the next vector would be noise divided by
-        # round-off.
         terms = [alpha, beta, pivot]
         if self.orthogonality_tol is not None:
             # max_i |q_i^T w|, compared with tol * beta on the host.
             terms.append(torch.linalg.vector_norm(
                 self._basis[:j + 1] @ w, ord=float("inf")))
-        terms = torch.stack(terms)
-        _, beta_value, pivot_value, *overlap = terms.tolist()
+        # Written in place as row j of the terms (kept only if the step is
+        # taken), then read back: the one host synchronisation per step.
+        # A vanishing beta means Q_j spans an invariant subspace and the
+        # next vector would be noise divided by round-off.
+        row = torch.stack(terms, out=self._terms[j, :len(terms)])
+        _, beta_value, pivot_value, *overlap = row.tolist()
         if not pivot_value > 0:
             self.lost_definiteness = True
             return True
-        self._terms[:, j] = terms[:3]
         if j > 0:
-            # Row j of L^-1: minus l_j times row j - 1 (zeros before).
-            self._lower_inverse[j, :j].addcmul_(
-                self._lower_inverse[j - 1, :j], multiplier, value=-1)
+            # Row j of L^-1: minus l_j times row j - 1, before the diagonal.
+            torch.addcmul(self._zeros[:j], self._lower_inverse[j - 1, :j],
+                          multiplier, value=-1,
+                          out=self._lower_inverse[j, :j])
         self._pivot = pivot
         self.dim = j + 1
         if beta_value <= self._breakdown_level:
@@ -261,17 +273,21 @@ class LanczosProcess:
         """Coordinates ``Q_j^T vector`` of a vector in the current basis."""
         return self._basis[:self.dim] @ vector
 
-    def solve(self, rhs):
+    def solve(self, rhs, add_to=None):
         """Return ``Q_j T_j^{-1} rhs`` for ``rhs`` given in the basis
-        coordinates (a tensor of j entries); zero when j = 0."""
+        coordinates (a tensor of j entries), plus ``add_to`` if given (in
+        the same product); zero (or ``add_to``) when j = 0."""
         j = self.dim
         if j == 0:
-            return torch.zeros_like(self._basis[0])
+            return torch.zeros_like(self._basis[0]) if add_to is None else (
+                add_to)
         # T_j^-1 rhs = L^-T D^-1 L^-1 rhs.
         lower_inverse = self._lower_inverse[:j, :j]
         coefficients = lower_inverse.T @ (
-            (lower_inverse @ rhs) / self._terms[2, :j])
-        return self._basis[:j].T @ coefficients
+            (lower_inverse @ rhs) / self._terms[:j, 2])
+        if add_to is None:
+            return self._basis[:j].T @ coefficients
+        return torch.addmv(add_to, self._basis[:j].T, coefficients)
 
     def solution(self):
         """``Q_j T_j^{-1} (||start|| e_1)``: the Galerkin solution of
@@ -293,8 +309,9 @@ class RestartedLanczos:
         v_k = v_bar + Q_j T_j^{-1} Q_j^T (b_k - A v_bar),
 
     with the current b_k and the product A v_bar kept from the restart.
-    ``orthogonality_tol`` is passed to each :class:`LanczosProcess`, whose
-    basis is allocated for ``max_dim`` vectors, the largest m of the run.
+    One :class:`LanczosProcess`, allocated here for ``max_dim`` vectors
+    (the largest m of the run) of the size, dtype and device of ``like``,
+    serves every restart; ``orthogonality_tol`` is passed to it.
 
     ``residual_correction=False`` restarts from b_k itself (v_bar = 0, no
     product at a restart), so that v_k = Q_j T_j^{-1} Q_j^T b_k: LancBiO in
@@ -303,31 +320,31 @@ class RestartedLanczos:
     authors' stochastic code drops the correction too).
     """
 
-    def __init__(self, max_dim, orthogonality_tol=None,
+    def __init__(self, like, max_dim, orthogonality_tol=None,
                  residual_correction=True):
-        self.max_dim = max_dim
-        self.orthogonality_tol = orthogonality_tol
         self.residual_correction = residual_correction
-        self.process = None
+        # A zero start: nothing to solve yet, so the first step restarts.
+        self.process = LanczosProcess(
+            torch.zeros_like(like), max_dim=max_dim,
+            orthogonality_tol=orthogonality_tol)
+        self.v_bar = self.a_v_bar = None
+        self.steps_since_restart = 0
 
     def step(self, hessian, b, v, m):
         """One outer iteration: ``v_k`` from ``v_{k-1} = v``, the current
         ``hessian`` (a matvec) and ``b``, with at most ``m`` vectors
         (``m <= max_dim``)."""
-        if (self.process is None or self.process.dim >= m
-                or self.process.stopped):
-            if self.residual_correction:
-                self.v_bar, self.a_v_bar = v, hessian(v)
-            else:
-                self.v_bar = self.a_v_bar = torch.zeros_like(b)
-            self.process = LanczosProcess(
-                b - self.a_v_bar, max_dim=self.max_dim,
-                orthogonality_tol=self.orthogonality_tol)
+        restart = self.process.dim >= m or self.process.stopped
+        if restart and self.residual_correction:
+            self.v_bar, self.a_v_bar = v, hessian(v)
+        residual = b if self.a_v_bar is None else b - self.a_v_bar
+        if restart:
+            self.process.restart(residual)
             self.steps_since_restart = 0
         self.process.extend(hessian)
         self.steps_since_restart += 1
-        return self.v_bar + self.process.solve(
-            self.process.project(b - self.a_v_bar))
+        return self.process.solve(self.process.project(residual),
+                                  add_to=self.v_bar)
 
 
 def two_dimensional_galerkin(b, a_b, u, a_u):
@@ -337,19 +354,30 @@ def two_dimensional_galerkin(b, a_b, u, a_u):
     The subspace gets the orthonormal basis W = [w1, w2] (Gram-Schmidt of b
     and u), whose products A W follow from the given ones by linearity;
     the projected 2x2 system (W^T A W) s = W^T b is solved by Cramer's
-    rule, a few scalar operations on the device. A degenerate subspace (u
-    parallel to b, as at the start where v = 0: then w2 = 0) keeps the
-    one-dimensional Galerkin solution along b, as a pseudo-inverse would;
-    b = 0 gives 0. This is the v-update of SubBiO (Yang, Gao and Yuan,
-    *LancBiO*, ICLR 2025, Algorithm 1).
+    rule, a few scalar operations on the device, nothing read back. A
+    degenerate subspace keeps the one-dimensional Galerkin solution along
+    b, as a pseudo-inverse would: u parallel to b (as at the start, where
+    v = 0 gives u = 0), whose component off b is then round-off noise, is
+    dropped (w2 = 0) below the rank tolerance of a pseudo-inverse of
+    [b, u] (the size of b times eps, relative); a 2x2 system that is not
+    positive definite to working precision gives that solution too (zero
+    if b^T A b <= 0). b = 0 gives 0. This is the v-update of SubBiO (Yang,
+    Gao and Yuan, *LancBiO*, ICLR 2025, Algorithm 1).
+
+    No autograd goes through it: each ``torch.where`` takes its branch
+    without guarding the other one's division by zero.
     """
-    tiny = torch.finfo(b.dtype).tiny
-    norm_b = torch.linalg.vector_norm(b).clamp_min(tiny)
+    eps = torch.finfo(b.dtype).eps
+    norm_b = torch.linalg.vector_norm(b).clamp_min(torch.finfo(b.dtype).tiny)
     w1, a_w1 = b / norm_b, a_b / norm_b
     along = torch.dot(w1, u)
     r = torch.addcmul(u, along, w1, value=-1)
     a_r = torch.addcmul(a_u, along, a_w1, value=-1)
-    norm_r = torch.linalg.vector_norm(r).clamp_min(tiny)
+    # With u parallel to b, r is the round-off of u - <w1, u> w1: at most
+    # about the size of b times eps ||u||, and ||u|| = |<w1, u>|.
+    norm_r = torch.linalg.vector_norm(r)
+    independent = norm_r > (b.numel() * eps) * along.abs()
+    norm_r = torch.where(independent, norm_r, torch.inf)
     w2, a_w2 = r / norm_r, a_r / norm_r
     # [[p, q], [q, t]] s = [c1, c2]
     p, t = torch.dot(w1, a_w1), torch.dot(w2, a_w2)
@@ -359,12 +387,10 @@ def two_dimensional_galerkin(b, a_b, u, a_u):
     # determinant to the squared trace), where a pseudo-inverse with its
     # default tolerance would drop the smaller one.
     determinant = p * t - q * q
-    regular = determinant > 2 * torch.finfo(b.dtype).eps * (p + t) ** 2
-    safe_determinant = torch.where(regular, determinant, 1.0)
-    safe_p = torch.where(p > 0, p, 1.0)
-    s1 = torch.where(regular, (t * c1 - q * c2) / safe_determinant,
-                     torch.where(p > 0, c1 / safe_p, 0.0))
-    s2 = torch.where(regular, (p * c2 - q * c1) / safe_determinant, 0.0)
+    regular = determinant > 2 * eps * (p + t) ** 2
+    s1 = torch.where(regular, (t * c1 - q * c2) / determinant,
+                     torch.where(p > 0, c1 / p, 0.0))
+    s2 = torch.where(regular, (p * c2 - q * c1) / determinant, 0.0)
     return torch.addcmul(s1 * w1, s2, w2)
 
 

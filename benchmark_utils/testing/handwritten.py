@@ -207,16 +207,19 @@ def galerkin_on_two_vectors(b, a_b, u, a_u):
     r = u - <w1, u> w1, the right-hand side is (||b||, 0), so the solution
     of the 2 x 2 system [[p, q], [q, t]] s = (||b||, 0) is
     s = ||b|| (t, -q) / (p t - q^2). When u adds no direction (v = 0 at the
-    start, u parallel to b), the determinant vanishes and the
+    start, u parallel to b: r is then round-off, at most about the size of
+    b times eps |<w1, u>|), w2 is dropped, the determinant vanishes and the
     one-dimensional solution ||b|| / p along w1 is kept; nothing is read
     back to the host.
     """
-    tiny = torch.finfo(b.dtype).tiny
-    norm_b = torch.linalg.vector_norm(b).clamp_min(tiny)
+    eps = torch.finfo(b.dtype).eps
+    norm_b = torch.linalg.vector_norm(b).clamp_min(torch.finfo(b.dtype).tiny)
     w1, a_w1 = b / norm_b, a_b / norm_b
     along = torch.dot(w1, u)
     r = torch.addcmul(u, along, w1, value=-1)
-    norm_r = torch.linalg.vector_norm(r).clamp_min(tiny)
+    norm_r = torch.linalg.vector_norm(r)
+    norm_r = torch.where(norm_r > (b.numel() * eps) * along.abs(), norm_r,
+                         torch.inf)
     w2 = r.div_(norm_r)
     a_w2 = torch.addcmul(a_u, along, a_w1, value=-1).div_(norm_r)
     p, q, t = torch.dot(w1, a_w1), torch.dot(w1, a_w2), torch.dot(w2, a_w2)
