@@ -27,7 +27,7 @@ ORACLE_CALLS = {
 }
 
 
-def _wait_for(device):
+def wait_for(device):
     """Block until the device has finished its queued work: CUDA kernels
     run asynchronously, so a timer read without it measures the launch."""
     if device.type == "cuda":
@@ -37,11 +37,11 @@ def _wait_for(device):
 def _time_calls(call, n_calls, device):
     """Seconds per call of ``n_calls`` successive calls of ``call``, with
     the device synchronised before the clock starts and before it stops."""
-    _wait_for(device)
+    wait_for(device)
     start = time.perf_counter()
     for _ in range(n_calls):
         call()
-    _wait_for(device)
+    wait_for(device)
     return (time.perf_counter() - start) / n_calls
 
 

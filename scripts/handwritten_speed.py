@@ -42,11 +42,12 @@ from pathlib import Path
 
 import torch
 from benchopt.benchmark import Benchmark
-from benchopt.utils.run_context import RunContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_cost import load_dataset  # noqa: E402
-from solver_overhead import steady_state_warmup, wait_for  # noqa: E402
+from solver_overhead import set_up, steady_state_warmup  # noqa: E402
+
+from benchmark_utils.oracle_cost import wait_for  # noqa: E402
 
 SOLVERS = ("LancBiO", "SubBiO", "SOBA")
 KAPPA = 1e5
@@ -109,14 +110,6 @@ class IterationBudget:
         return self.left > 0
 
 
-def set_up(solver_class, objective):
-    solver = solver_class.get_instance()
-    RunContext().set_run_context(objective, "dataset", solver, repetition=0,
-                                 base_seed=0)
-    solver.set_objective(**objective.get_objective())
-    return solver
-
-
 def agreement(solver, n_iterations):
     """Largest relative difference of x, y and v between ``solver`` and its
     hand-written twin after ``n_iterations`` iterations from the start."""
@@ -173,7 +166,7 @@ def main():
         objective = objective_class.get_instance(device=args.device)
         objective.set_data(problem)
         for name in SOLVERS:
-            solver = set_up(solver_classes[name], objective)
+            solver = set_up(solver_classes[name].get_instance(), objective)
             difference = agreement(solver, CHECK_ITERATIONS)
             warmup = (steady_state_warmup(solver) if args.warmup is None
                       else args.warmup)

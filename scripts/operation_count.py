@@ -33,12 +33,12 @@ from collections import Counter
 from pathlib import Path
 
 from benchopt.benchmark import Benchmark
-from benchopt.utils.run_context import RunContext
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oracle_cost import load_dataset  # noqa: E402
+from oracle_cost import COUNTED_CALLS, load_dataset  # noqa: E402
 from solver_overhead import (N_WARMUP, default_instances,  # noqa: E402
+                             set_up,
                              steady_state_warmup)
 
 class OperationCounter(TorchDispatchMode):
@@ -98,23 +98,6 @@ def synthetic_objective(benchmark, n, device="cpu"):
     return objective
 
 
-def set_up(solver, objective):
-    RunContext().set_run_context(objective, "dataset", solver, repetition=0,
-                                 base_seed=0)
-    solver.set_objective(**objective.get_objective())
-    return solver
-
-
-#: The oracle calls whose operations are counted one by one, at (x, y, v).
-ORACLE_CALLS = {
-    "gradient d_y g": lambda d, x, y, v: d.grad_inner(x, y),
-    "gradient of f": lambda d, x, y, v: d.grad_outer(x, y),
-    "HVP": lambda d, x, y, v: d.hvp(x, y, v),
-    "cross": lambda d, x, y, v: d.cross(x, y, v),
-    "fused HVP and cross": lambda d, x, y, v: d.hvp_and_cross(x, y, v),
-}
-
-
 def oracle_call_operations(objective):
     """{oracle call: (operations of one call of the benchmark's oracles,
     of the hand-written derivatives)} at the problem's start."""
@@ -125,7 +108,7 @@ def oracle_call_operations(objective):
                        SyntheticDerivatives(problem))
     x, y, v = problem.x0, problem.y0, problem.y0.flip(0)
     counts = {}
-    for name, call in ORACLE_CALLS.items():
+    for name, call in COUNTED_CALLS.items():
         counts[name] = []
         for implementation in implementations:
             with OperationCounter() as counter:
@@ -201,8 +184,8 @@ def main():
                             args.solvers)
     print("Operations per oracle call, synthetic problem: the benchmark's "
           "oracles / the hand-written derivatives.\n")
-    print("| " + " | ".join(ORACLE_CALLS) + " |")
-    print("|---" * len(ORACLE_CALLS) + "|")
+    print("| " + " | ".join(COUNTED_CALLS) + " |")
+    print("|---" * len(COUNTED_CALLS) + "|")
     calls = oracle_call_operations(objective)
     print("| " + " | ".join(f"{mine} / {twin}"
                             for mine, twin in calls.values()) + " |\n")

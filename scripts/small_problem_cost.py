@@ -44,9 +44,9 @@ from benchopt.benchmark import Benchmark
 from torch.func import grad, vjp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from handwritten_speed import Interleaved, set_up  # noqa: E402
+from handwritten_speed import Interleaved  # noqa: E402
 from oracle_cost import load_dataset  # noqa: E402
-from solver_overhead import steady_state_warmup  # noqa: E402
+from solver_overhead import set_up, steady_state_warmup  # noqa: E402
 
 TARGET_SOBA_US = 60
 TARGET_LANCBIO_OVER_SOBA = 2
@@ -184,7 +184,7 @@ def main():
     solvers = {s.name: s for s in benchmark.get_solvers()}
     results, skipped = {}, []
     for name in ("SOBA", "LancBiO"):
-        solver = set_up(solvers[name], objective)
+        solver = set_up(solvers[name].get_instance(), objective)
         others = {"(b) eager floor": handwritten(solver)}
         if name == "SOBA":
             jax_way, reason = jax_soba(problem, solver, problem.device)

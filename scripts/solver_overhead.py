@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_cost import load_dataset  # noqa: E402
 from sparse_hvp import news20_shaped_problem  # noqa: E402
 
-from benchmark_utils.oracle_cost import median_call_times  # noqa: E402
+from benchmark_utils.oracle_cost import (median_call_times,  # noqa: E402
+                                         wait_for)
 
 #: Oracle methods, and for each, how to make a call of it at (x, y, v) (u of
 #: the size of x for cross_transpose) for its unit time. Each product of a
@@ -75,11 +76,13 @@ METHODS = {
 }
 
 
-def wait_for(device):
-    """Block until the device has run its queued work (CUDA runs kernels
-    asynchronously): before each read of the clock."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def set_up(solver, objective):
+    """``solver`` (an instance) set up on ``objective`` as benchopt's runner
+    sets it up (repetition 0, seed 0); returned."""
+    RunContext().set_run_context(objective, "dataset", solver, repetition=0,
+                                 base_seed=0)
+    solver.set_objective(**objective.get_objective())
+    return solver
 
 
 #: Warm-up iterations of a method without a growing state.
@@ -228,9 +231,7 @@ def main():
             if args.solver not in solver_class.name:
                 continue
             for solver in default_instances(solver_class):
-                RunContext().set_run_context(objective, "dataset", solver,
-                                             repetition=0, base_seed=0)
-                solver.set_objective(**objective.get_objective())
+                set_up(solver, objective)
                 counting_oracles(solver.oracles)
                 blocks = []
 

@@ -80,13 +80,14 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
         # The slack absorbs round-off in g near the minimiser.
         slack = 1e-14 * max(1.0, abs(value))
         next_gradient = None
-        if (float(oracles.value_inner(x, y - direction))
+        full_step = y - direction
+        if (float(oracles.value_inner(x, full_step))
                 > value - ARMIJO * slope + slack):
             # Near y* with kappa = 1e5, g's change over a Newton step can
             # be below the round-off of g itself (its quadratic term's
             # entries cancel): the full step is then judged by the
             # gradient, kept for the next step if it is taken.
-            next_gradient = oracles.grad_inner(x, y - direction)
+            next_gradient = oracles.grad_inner(x, full_step)
             if float(torch.linalg.vector_norm(next_gradient)) > (
                     1 - ARMIJO) * gradient_norm:
                 next_gradient = None
@@ -96,7 +97,7 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
                        and step > 1e-12):
                     step *= 0.5
         gradient = next_gradient
-        y = y - step * direction
+        y = full_step if step == 1.0 else y - step * direction
         step_norm = step * float(torch.linalg.vector_norm(direction))
         if step_norm <= tol * max(1.0, float(torch.linalg.vector_norm(y))):
             break

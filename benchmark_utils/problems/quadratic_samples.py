@@ -125,10 +125,9 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
     def g(self, x, y, batch=None):
         vectors, couplings, n_samples = self.inner_samples(batch)
         projections = vectors @ y
-        drives = couplings @ x + select_samples(
-            self.sample_shifts, batch).reshape(-1)
         return 0.5 * torch.dot(y, y) + torch.dot(
-            projections, 0.5 * projections + drives) / n_samples
+            projections, 0.5 * projections + self.drives(
+                x, couplings, batch)) / n_samples
 
     def f(self, x, y, batch=None):
         targets = select_samples(self.targets, batch)
@@ -143,21 +142,23 @@ class SampleQuadraticProblem(QuadraticClosedForms, BilevelProblem):
     #   d_y g = y + 1/B A^T (p + d),   d_x g = 1/B E^T p,
     # and over the batch of validation targets t_j:
     #   d_x f = rho x,   d_y f = y - mean(t_j).
+    def drives(self, x, couplings, batch):
+        """d = E x + s over the rows of the batch's samples."""
+        return torch.addmv(
+            select_samples(self.sample_shifts, batch).reshape(-1),
+            couplings, x)
+
     def closed_form_grad_inner_xy(self, x, y, batch=None):
         vectors, couplings, n_samples = self.inner_samples(batch)
         projections = vectors @ y
-        drives = torch.addmv(
-            select_samples(self.sample_shifts, batch).reshape(-1),
-            couplings, x)
         return (couplings.T @ projections / n_samples,
-                y + vectors.T @ (projections + drives) / n_samples)
+                y + vectors.T @ (projections + self.drives(
+                    x, couplings, batch)) / n_samples)
 
     def closed_form_grad_inner(self, x, y, batch=None):
         vectors, couplings, n_samples = self.inner_samples(batch)
-        drives = torch.addmv(
-            select_samples(self.sample_shifts, batch).reshape(-1),
-            couplings, x)
-        return y + vectors.T @ torch.addmv(drives, vectors, y) / n_samples
+        return y + vectors.T @ torch.addmv(
+            self.drives(x, couplings, batch), vectors, y) / n_samples
 
     def closed_form_grad_inner_x(self, x, y, batch=None):
         vectors, couplings, n_samples = self.inner_samples(batch)
