@@ -52,12 +52,36 @@ def test_lanczos_basis_is_orthonormal_and_tridiagonalises():
                                atol=1e-10, rtol=0)
 
 
-def test_lanczos_from_a_zero_start_spends_nothing():
+def test_lanczos_from_a_zero_start_stops_at_its_first_step():
+    # The zero norm is read with the first step's terms (no read at the
+    # start): that step spends one matvec on the zero vector and stops,
+    # and every later step spends nothing.
     lanczos = LanczosProcess(torch.zeros(5))
     calls = []
-    assert not lanczos.extend(lambda u: calls.append(u) or u)
-    assert calls == [] and lanczos.dim == 0
-    torch.testing.assert_close(lanczos.solution(), torch.zeros(5))
+    assert lanczos.extend(lambda u: calls.append(u.clone()) or u)
+    assert len(calls) == 1 and torch.equal(calls[0], torch.zeros(5))
+    assert lanczos.exhausted and lanczos.dim == 0
+    assert not lanczos.extend(lambda u: calls.append(u.clone()) or u)
+    assert len(calls) == 1
+    assert torch.equal(lanczos.solution(), torch.zeros(5))
+
+
+def test_restarted_lanczos_at_a_solved_system_keeps_its_estimate():
+    # b - A v = 0 exactly: every iteration restarts (A v_bar), finds the
+    # zero start at its step (one more product) and returns v unchanged.
+    matrix = torch.diag(torch.tensor([1.0, 2.0, 4.0]))
+    v = torch.tensor([1.0, -1.0, 0.5])
+    b = matrix @ v
+    products = []
+
+    def matvec(u):
+        products.append(1)
+        return matrix @ u
+    restarted = RestartedLanczos(b, 2)
+    for _ in range(3):
+        assert torch.equal(restarted.step(matvec, b, v, 2), v)
+        assert restarted.process.exhausted
+    assert len(products) == 6
 
 
 def test_lanczos_stops_growing_on_an_invariant_subspace():
@@ -158,6 +182,7 @@ def test_a_restart_in_the_same_storage_equals_a_new_process():
         assert torch.equal(reused.solution(), fresh.solution())
     assert torch.equal(reused.basis, fresh.basis)
     reused.restart(torch.zeros(30))
+    reused.extend(lambda u: matrix @ u)
     assert reused.exhausted and reused.dim == 0
 
 
@@ -195,10 +220,10 @@ def test_a_lanczos_step_costs_the_same_operations_at_every_dimension(
     assert max(counts[0], counts[m]) <= counts[1], counts
 
 
-def test_one_host_read_per_step_and_one_more_at_a_restart(monkeypatch):
+def test_one_host_read_per_step_restart_or_not(monkeypatch):
     # Each read of a device value is a host synchronisation on a GPU: one
-    # per outer iteration (beta, the pivot and the overlap together), and
-    # the norm of the start at a restart.
+    # per outer iteration (beta, the pivot and the overlap together, and
+    # after a restart the norm of the start with them).
     n, m = 50, 4
     matrix, b = spd_matrix(n, 20.0, seed=14)
     reads = []
@@ -219,7 +244,8 @@ def test_one_host_read_per_step_and_one_more_at_a_restart(monkeypatch):
         with ScalarReads():
             v = restarted.step(lambda u: matrix @ u, b, v, m)
         per_step.append(len(reads))
-    assert per_step == [2, 1, 1, 1] * 2
+    assert per_step == [1] * (2 * m)
+    assert restarted.steps_since_restart == m
 
 
 @pytest.mark.parametrize("seed", [0, 1, 9])

@@ -116,11 +116,12 @@ class LanczosProcess:
 
     **Host synchronisations**: each :meth:`extend` reads beta_{j+1}, the
     pivot (and the overlap) back together, once, to decide whether the
-    process stops; each (re)start reads the norm of its start vector back,
-    to know whether there is anything to solve (a zero start spends no
-    product). In LancBiO that is one read per outer iteration, and a second
-    one in an iteration that restarts (one in m). Nothing else is read
-    back.
+    process stops; the first step after a (re)start reads the norm of the
+    start vector in the same read, so a restart reads nothing. In LancBiO
+    that is one read per outer iteration, restart or not, and nothing else
+    is read back. The price: a zero start vector (the system is already
+    solved) is only found after its first matvec, which is then spent on
+    a zero vector.
 
     Parameters
     ----------
@@ -159,34 +160,35 @@ class LanczosProcess:
         # Row i holds q_{i+1}; only the first n_vectors rows are in use.
         self._basis = start.new_empty(self.max_dim + 1, start.numel())
         # Row j - 1: alpha_j, beta_{j+1}, the pivot d_j of T_j = L D L^T,
-        # and the overlap of the step that wrote it.
-        self._terms = start.new_empty(self.max_dim, 4)
+        # then what the step that wrote it read back with them: the norm
+        # of the start (first row only) and the overlap.
+        self._terms = start.new_empty(self.max_dim, 5)
         # L^-1: each step writes the strictly lower part of its row from
         # zeros, so the unit diagonal and the zeros above it serve every
         # restart.
         self._lower_inverse = torch.eye(self.max_dim, dtype=start.dtype,
                                         device=start.device)
         self._zeros = start.new_zeros(self.max_dim)
+        self._tiny = torch.finfo(start.dtype).tiny
         self.restart(start)
 
     def restart(self, start):
         """Start the process again from ``start`` (of the same size), in
-        the storage it already has."""
+        the storage it already has. Nothing is read back: the first
+        :meth:`extend` reads ``||start||`` with its own terms."""
         self.start_norm = torch.linalg.vector_norm(start)
-        # A zero start vector means the system is already solved: the
-        # subspace is {0}, and the process never grows.
-        start_norm = float(self.start_norm)
-        self.exhausted = start_norm == 0.0
+        self.exhausted = False
         self.lost_orthogonality = self.lost_definiteness = False
         # beta_{j+1}, which couples q_j to the newest vector, and the last
         # pivot d_j.
         self._beta = self._pivot = None
-        self.dim = self.n_vectors = 0
-        if not self.exhausted:
-            torch.div(start, self.start_norm, out=self._basis[0])
-            self.n_vectors = 1
-        # Read back once here, so that each step reads only beta.
-        self._breakdown_level = self.breakdown_tol * start_norm
+        self.dim, self.n_vectors = 0, 1
+        # q_1 = start / ||start||. The norm is floored at the smallest
+        # normal number so that a zero start gives q_1 = 0 instead of NaN:
+        # the first step then finds the zero norm and stops.
+        torch.div(start, self.start_norm.clamp_min(self._tiny),
+                  out=self._basis[0])
+        self._breakdown_level = None
 
     @property
     def basis(self):
@@ -216,6 +218,8 @@ class LanczosProcess:
         """One Lanczos step: one matvec with the given operator.
 
         Returns False (and spends no matvec) when the process has stopped.
+        The first step after a zero start spends its matvec on the zero
+        vector, finds the zero norm and stops, the subspace still {0}.
         """
         if self.stopped:
             return False
@@ -239,6 +243,8 @@ class LanczosProcess:
             multiplier = self._beta / self._pivot
             pivot = torch.addcmul(alpha, self._beta, multiplier, value=-1)
         terms = [alpha, beta, pivot]
+        if j == 0:
+            terms.append(self.start_norm)
         if self.orthogonality_tol is not None:
             # max_i |q_i^T w|, compared with tol * beta on the host.
             terms.append(torch.linalg.vector_norm(
@@ -248,7 +254,16 @@ class LanczosProcess:
         # A vanishing beta means Q_j spans an invariant subspace and the
         # next vector would be noise divided by round-off.
         row = torch.stack(terms, out=self._terms[j, :len(terms)])
-        _, beta_value, pivot_value, *overlap = row.tolist()
+        _, beta_value, pivot_value, *rest = row.tolist()
+        if j == 0:
+            start_norm, *rest = rest
+            if start_norm < self._tiny:
+                # A zero start: the system is already solved, the subspace
+                # is {0} and the process never grows.
+                self.exhausted = True
+                return True
+            self._breakdown_level = self.breakdown_tol * start_norm
+        overlap = rest
         if not pivot_value > 0:
             self.lost_definiteness = True
             return True
@@ -323,10 +338,11 @@ class RestartedLanczos:
     def __init__(self, like, max_dim, orthogonality_tol=None,
                  residual_correction=True):
         self.residual_correction = residual_correction
-        # A zero start: nothing to solve yet, so the first step restarts.
+        # Allocated from a zero start, which the first step replaces.
         self.process = LanczosProcess(
             torch.zeros_like(like), max_dim=max_dim,
             orthogonality_tol=orthogonality_tol)
+        self.started = False
         self.v_bar = self.a_v_bar = None
         self.steps_since_restart = 0
 
@@ -334,7 +350,9 @@ class RestartedLanczos:
         """One outer iteration: ``v_k`` from ``v_{k-1} = v``, the current
         ``hessian`` (a matvec) and ``b``, with at most ``m`` vectors
         (``m <= max_dim``)."""
-        restart = self.process.dim >= m or self.process.stopped
+        restart = (not self.started or self.process.dim >= m
+                   or self.process.stopped)
+        self.started = True
         if restart and self.residual_correction:
             self.v_bar, self.a_v_bar = v, hessian(v)
         residual = b if self.a_v_bar is None else b - self.a_v_bar

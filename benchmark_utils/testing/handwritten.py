@@ -264,18 +264,18 @@ class HandwrittenLancBiO(HandwrittenMethod):
         # p_{i+1} (module docstring).
         self.basis = y.new_empty(max_dim + 1, y.numel())
         self.directions = y.new_empty(max_dim, y.numel())
+        self.tiny = torch.finfo(y.dtype).tiny
         self.dim, self.stopped = 0, True
 
     def restart(self, hessian, b):
         """Lanczos from r_0 = b - A v_bar, v_bar = v_{k-1}."""
         self.v_bar, self.a_v_bar = self.v, hessian(self.v)
         start = b - self.a_v_bar
-        start_norm = torch.linalg.vector_norm(start)
-        norm = float(start_norm)
-        self.breakdown_level = BREAKDOWN_TOL * norm
-        self.dim, self.stopped = 0, norm == 0.0
-        if not self.stopped:
-            torch.div(start, start_norm, out=self.basis[0])
+        # Read back with the first step's terms; a zero start gives
+        # q_1 = 0, which that step finds.
+        self.start_norm = torch.linalg.vector_norm(start)
+        torch.div(start, self.start_norm.clamp_min(self.tiny), out=self.basis[0])
+        self.dim, self.stopped = 0, False
         self.steps_since_restart = 0
 
     def extend(self, hessian):
@@ -296,10 +296,18 @@ class HandwrittenLancBiO(HandwrittenMethod):
             coupling = self.beta / self.root_pivot
             pivot = torch.addcmul(alpha, coupling, coupling, value=-1)
         terms = [beta, pivot]
+        if j == 0:
+            terms.append(self.start_norm)
         if self.orthogonality_tol is not None:
             terms.append(torch.linalg.vector_norm(
                 self.basis[:j + 1] @ w, ord=math.inf))
         beta_value, pivot_value, *overlap = torch.stack(terms).tolist()
+        if j == 0:
+            start_norm, *overlap = overlap
+            if start_norm < self.tiny:
+                self.stopped = True
+                return
+            self.breakdown_level = BREAKDOWN_TOL * start_norm
         if not pivot_value > 0:
             self.stopped = True
             return
