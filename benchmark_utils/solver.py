@@ -7,13 +7,16 @@ which reads like the loop body of the method's paper, and, for a method
 with more state (a Krylov basis, a random generator),
 :meth:`BilevelSolver.init_state`.
 """
+import hashlib
+from pathlib import Path
+
 import torch
 from benchopt import BaseSolver
 
 from benchmark_utils.device import synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
-from benchmark_utils.tuned_steps import TUNED, tuned_step
+from benchmark_utils.tuned_steps import TUNED, TUNED_CONFIGS, tuned_step
 from benchmark_utils.validation import ParameterError, check_positive
 
 #: Safety margin on the power-iteration estimate of the inner Lipschitz
@@ -29,6 +32,19 @@ STEP_SIZES = {
     "step_size_linsys": "linsys_step",
     "step_size_outer": "outer_step",
 }
+
+#: The shared code that every solver runs (this folder).
+SHARED_CODE = Path(__file__).resolve().parent
+
+
+def files_digest(folder, pattern):
+    """SHA-256 of the relative names and the contents of the files of
+    ``folder`` (recursively) that match ``pattern``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob(pattern)):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 class BilevelSolver(BaseSolver):
@@ -61,6 +77,22 @@ class BilevelSolver(BaseSolver):
     #: True for a method that keeps a memory per batch: its streams cut
     #: their samples into batches once (``MinibatchStreams``).
     fixed_batches = False
+
+    def _get_state(self):
+        """What benchopt's result cache keys a curve on besides the
+        solver's file and parameters (it pickles the solver to key it): the
+        digest of the shared code in ``benchmark_utils/``, and, when a step
+        is 'tuned', of the tuned configs. Without it, a curve cached before
+        a change to the shared code, or before the steps were tuned again,
+        would be served after it with the old code or the old steps."""
+        state = {"shared_code": files_digest(SHARED_CODE, "*.py")}
+        if TUNED in self._parameters.values():
+            state["tuned_configs"] = files_digest(TUNED_CONFIGS, "*.yml")
+        return state
+
+    def __setstate__(self, state):
+        """The state only keys the cache: a solver rebuilt from its
+        parameters (benchopt's pickling) has nothing more to restore."""
 
     def skip(self, oracles, x0, y0):
         # A parameter out of range, or a memory that would not fit (SABA),

@@ -274,7 +274,8 @@ class HandwrittenLancBiO(HandwrittenMethod):
         # Read back with the first step's terms; a zero start gives
         # q_1 = 0, which that step finds.
         self.start_norm = torch.linalg.vector_norm(start)
-        torch.div(start, self.start_norm.clamp_min(self.tiny), out=self.basis[0])
+        torch.div(start, self.start_norm.clamp_min(self.tiny),
+                  out=self.basis[0])
         self.dim, self.stopped = 0, False
         self.steps_since_restart = 0
 
