@@ -3,8 +3,12 @@ import math
 import torch
 from benchopt import BaseObjective
 
+from benchmark_utils.allocation import (allocation_failure_message,
+                                        is_allocation_failure)
+from benchmark_utils.curve_status import report_failure
 from benchmark_utils.device import resolve_device, resolve_dtype
-from benchmark_utils.metrics import DivergenceRule, ReferenceMetrics
+from benchmark_utils.metrics import (SECOND_ORDER_METRICS, DivergenceRule,
+                                     EvaluationTimeLimit, ReferenceMetrics)
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
 from benchmark_utils.oracles import HVP_MODES, Oracles, check_closed_form
@@ -55,14 +59,23 @@ class Objective(BaseObjective):
 
     def skip(self, problem, unusable=None):
         # A dataset that could not be built (benchmark_utils.data.
-        # BilevelDataset) or a parameter of the objective out of range:
-        # benchopt reports the reason and goes on with the other datasets.
+        # BilevelDataset), a parameter of the objective out of range, or a
+        # set-up that runs out of memory or time: benchopt reports the
+        # reason and goes on with the other datasets. set_data, which
+        # benchopt calls next on the same problem, keeps this set-up.
         if unusable is not None:
             return True, unusable
         try:
-            self.check_parameters()
-        except ParameterError as error:
+            self.set_up(problem)
+        except (ParameterError, EvaluationTimeLimit) as error:
             return True, str(error)
+        except Exception as error:
+            if not is_allocation_failure(error):
+                raise
+            return True, allocation_failure_message(
+                f"Setting up the objective on the {problem.name} problem "
+                f"(device={self.device}, dtype={self.dtype})", error,
+                "use a smaller dataset or a device with more memory")
         return False, None
 
     def check_parameters(self):
@@ -72,6 +85,14 @@ class Objective(BaseObjective):
         return resolve_device(self.device), resolve_dtype(self.dtype)
 
     def set_data(self, problem):
+        if getattr(self, "_set_up_for", None) is not problem:
+            self.set_up(problem)
+
+    def set_up(self, problem):
+        """The objective on ``problem``: the copy the solvers work on, the
+        reference metrics, the start against which divergence is judged
+        and the measured oracle costs."""
+        self._set_up_for = None
         device, dtype = self.check_parameters()
         self.problem = problem.to(device, dtype)
         # The reference is built from the dataset's float64 data, not from
@@ -96,22 +117,39 @@ class Objective(BaseObjective):
             costs = measure_oracle_costs(self.problem, self.hvp_mode)
         self.oracle_costs = dict(r_hvp=costs["r_hvp"],
                                  r_cross=costs["r_cross"])
+        self._set_up_for = problem
 
     def get_objective(self):
         return dict(oracles=Oracles(self.problem, self.resolved_hvp_mode),
                     x0=self.problem.x0, y0=self.problem.y0)
 
-    def evaluate_result(self, x, y, v, counts, n_outer):
-        metrics = self.reference.evaluate(
-            x, y, v, second_order=self.second_order_metrics)
+    def evaluate_result(self, x, y, v, counts, n_outer, failed=False):
+        # failed: the solver raised; this point is its last iterate.
+        try:
+            metrics = self.reference.evaluate(
+                x, y, v, second_order=self.second_order_metrics)
+        except EvaluationTimeLimit as error:
+            # The curve ends here, marked failed, with every metric unknown.
+            report_failure(self._curve_name(), str(error),
+                           f"at its evaluation after {n_outer} outer "
+                           "iterations", output_folder=None)
+            metrics = dict.fromkeys(("value", "inner_gap",
+                                     *SECOND_ORDER_METRICS), math.nan)
+            failed = True
         if math.isfinite(metrics["value"]):
             with torch.no_grad():
                 metrics.update(self.problem.test_metrics(x.detach(),
                                                          y.detach()))
-        return dict(**metrics, diverged=self.diverged(metrics), **counts,
+        diverged = not failed and self.diverged(metrics)
+        return dict(**metrics, diverged=diverged, failed=failed, **counts,
                     n_outer=n_outer, **self.oracle_costs)
+
+    def _curve_name(self):
+        """The solver curve being evaluated, for messages."""
+        context = getattr(self, "_run_context", None)
+        return getattr(context, "solver_name", None) or "The curve"
 
     def get_one_result(self):
         return dict(x=self.problem.x0, y=self.problem.y0, v=None,
                     counts=dict(n_grad=0, n_hvp=0, n_cross=0, n_epochs=0),
-                    n_outer=0)
+                    n_outer=0, failed=False)

@@ -36,6 +36,13 @@ def resolve_dtype(dtype):
     return DTYPES[dtype]
 
 
+def synchronize(device):
+    """Wait for the work queued on ``device`` (nothing to wait for on the
+    CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def synchronized(callback, device):
     """Return a callback that waits for the device before benchopt's clock.
 

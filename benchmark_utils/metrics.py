@@ -4,7 +4,9 @@ Nothing here is charged to a solver: the metrics have their own, uncounted
 oracles, on a float64 copy of the problem so that a float32 run is judged
 with the same accuracy as a float64 one.
 """
+import contextlib
 import math
+import time
 
 import torch
 
@@ -39,6 +41,13 @@ INNER_GAP_GROWTH = 1e3
 #: ... or once its value is above the start's by this many times
 #: max(|value at the start|, 1).
 VALUE_RISE = 10.0
+#: Wall-clock seconds that one evaluation's reference solves may take (an
+#: evaluation of hyper-cleaning on the MNIST-5k digits takes about a second,
+#: one of synthetic[n=3000] a few): past it, the solves stop with
+#: :class:`EvaluationTimeLimit`, so that a lower level that is not strongly
+#: convex enough, where Newton-CG and CG crawl, ends a curve with a message
+#: instead of hanging the run.
+EVALUATION_TIME_LIMIT = 300.0
 #: The metrics that need v*(x) or a solve at the solver's y, which the
 #: objective's ``second_order_metrics=False`` leaves out (NaN).
 SECOND_ORDER_METRICS = ("hypergrad_norm", "hypergrad_norm_at_y",
@@ -47,6 +56,45 @@ SECOND_ORDER_METRICS = ("hypergrad_norm", "hypergrad_norm_at_y",
 
 def norm(tensor):
     return float(torch.linalg.vector_norm(tensor))
+
+
+class EvaluationTimeLimit(RuntimeError):
+    """An evaluation's reference solves ran past
+    :data:`EVALUATION_TIME_LIMIT`."""
+
+
+class TimeLimitedOracles(Oracles):
+    """The reference metrics' oracles: every derivative first checks that
+    the evaluation under way is within its time limit (one clock read, next
+    to a gradient or an HVP)."""
+
+    deadline = None
+
+    def within_time_limit(self):
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise EvaluationTimeLimit(
+                f"the reference solves of one evaluation on the "
+                f"{self.problem.name} problem ran past "
+                f"{EVALUATION_TIME_LIMIT:g} s of wall-clock time "
+                "(benchmark_utils.metrics.EVALUATION_TIME_LIMIT): y*(x) or "
+                "v*(x) converges too slowly, as it does when the lower level "
+                "is barely strongly convex (a regularisation close to 0)")
+
+    def _read_training(self, batch):
+        self.within_time_limit()
+        return super()._read_training(batch)
+
+    def _outer_samples(self, batch):
+        self.within_time_limit()
+        return super()._outer_samples(batch)
+
+    def hessian_at(self, x, y, batch=None):
+        product = super().hessian_at(x, y, batch)
+
+        def within_time_limit(u):
+            self.within_time_limit()
+            return product(u)
+        return within_time_limit
 
 
 class ReferenceMetrics:
@@ -76,7 +124,10 @@ class ReferenceMetrics:
 
     No solve goes beyond ``FLOOR`` relative accuracy, and where the problem
     has no bound (or ``rtol`` is None) both solves use the fixed relative
-    tolerance ``REFERENCE_TOL``. Every conjugate-gradient solve (Newton's
+    tolerance ``REFERENCE_TOL``. The solves of one call of
+    :meth:`evaluate` or :meth:`inner_solution` stop with
+    :class:`EvaluationTimeLimit` after :data:`EVALUATION_TIME_LIMIT`
+    seconds. Every conjugate-gradient solve (Newton's
     and the linear systems') is preconditioned by the problem's
     ``hessian_preconditioner`` where it has one: the stopping tests stay
     on the residual of the system itself, so the bounds above hold as they
@@ -94,7 +145,7 @@ class ReferenceMetrics:
         self.problem = problem.to(problem.device, torch.float64)
         # A problem's own closed-form products (checked against automatic
         # differentiation by the tests) make evaluations cheaper.
-        self.oracles = Oracles(self.problem, "closed_form" if (
+        self.oracles = TimeLimitedOracles(self.problem, "closed_form" if (
             self.problem.has_closed_form_derivatives) else "reverse")
         self.rtol = rtol
         y0 = self.problem.y0
@@ -115,9 +166,26 @@ class ReferenceMetrics:
         mu = self.problem.inner_strong_convexity(x)
         return mu if mu is not None and mu > 0 else None
 
+    @contextlib.contextmanager
+    def time_limit(self):
+        """The deadline of the solves within: :data:`EVALUATION_TIME_LIMIT`
+        from the outermost entry."""
+        if self.oracles.deadline is not None:
+            yield
+            return
+        self.oracles.deadline = time.monotonic() + EVALUATION_TIME_LIMIT
+        try:
+            yield
+        finally:
+            self.oracles.deadline = None
+
     # -- y*(x) ----------------------------------------------------------
 
     def inner_solution(self, x, y=None, y_error=None):
+        with self.time_limit():
+            return self._inner_solution(x, y, y_error)
+
+    def _inner_solution(self, x, y=None, y_error=None):
         """y*(x) by Newton-CG, from the last y* or from the solver's ``y``
         (whichever has the smaller gradient).
 
@@ -221,10 +289,11 @@ class ReferenceMetrics:
 
     def hypergradient(self, x):
         """d phi(x): the formula at y*(x), with v*(x) warm-started."""
-        mu = self.strong_convexity(x)
-        y_star = self.inner_solution(x)
-        hypergradient, self._v_star = self.hypergradient_at(
-            x, y_star, (self._v_star,), mu)
+        with self.time_limit():
+            mu = self.strong_convexity(x)
+            y_star = self.inner_solution(x)
+            hypergradient, self._v_star = self.hypergradient_at(
+                x, y_star, (self._v_star,), mu)
         return hypergradient, y_star
 
     def evaluate(self, x, y, v, second_order=True):
@@ -234,6 +303,10 @@ class ReferenceMetrics:
         leaves out (NaN) the metrics of :data:`SECOND_ORDER_METRICS`, which
         need linear solves.
         """
+        with self.time_limit():
+            return self._evaluate(x, y, v, second_order)
+
+    def _evaluate(self, x, y, v, second_order):
         nan = float("nan")
         metrics = dict(value=nan, inner_gap=nan,
                        **dict.fromkeys(SECOND_ORDER_METRICS, nan))

@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 from benchopt import BaseSolver
 
-from benchmark_utils.device import synchronized
+from benchmark_utils.curve_status import (failure_message, report_failure,
+                                          run_output_folder, traceback_text)
+from benchmark_utils.device import synchronize, synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
 from benchmark_utils.tuned_steps import TUNED, TUNED_CONFIGS, tuned_step
@@ -55,8 +57,15 @@ class BilevelSolver(BaseSolver):
     iterations counted. ``v0`` is zero for a method that carries ``v`` from
     one iteration to the next (``warm_starts_v``), else None until the first
     iteration computes one (or always None, for a method without ``v``).
-    ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts
-    and the number of outer iterations done.
+    ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts,
+    the number of outer iterations done and whether the run failed.
+
+    **A solver that raises keeps what it measured.** An exception in
+    :meth:`init_state` or :meth:`step` ends the curve there: the console
+    says so, the traceback goes to the curve's output folder
+    (:mod:`benchmark_utils.curve_status`), and one last point is evaluated
+    at the last iterate, marked in ``objective_failed``; the points before
+    it are written as usual and the other curves run on.
 
     The step sizes named in :data:`STEP_SIZES` are resolved once, at set-up,
     into ``inner_step``, ``linsys_step`` and ``outer_step`` (see
@@ -130,6 +139,7 @@ class BilevelSolver(BaseSolver):
             self.restart_batches()
         self.x, self.y, self.v = x0.clone(), y0.clone(), None
         self.n_outer = 0
+        self.failure = None
 
     def check_parameters(self):
         """Validate the solver's other parameters (a clear error for bad
@@ -144,16 +154,42 @@ class BilevelSolver(BaseSolver):
 
     def run(self, callback):
         self.oracles.reset()
-        callback = synchronized(callback, self.oracles.device)
+        timed_callback = synchronized(callback, self.oracles.device)
         self.x, self.y = self.x0.clone(), self.y0.clone()
         self.v = torch.zeros_like(self.y) if self.warm_starts_v else None
-        self.n_outer = 0
+        self.n_outer, self.failure = 0, None
         if "batch_size" in self._parameters:
             self.restart_batches()
-        self.init_state()
-        while callback():
-            self.x, self.y, self.v = self.step(self.x, self.y, self.v)
+        try:
+            self.init_state()
+        except Exception as error:
+            return self.end_on_failure(callback, error,
+                                       "while setting up (init_state)")
+        while timed_callback():
+            try:
+                self.x, self.y, self.v = self.step(self.x, self.y, self.v)
+            except Exception as error:
+                return self.end_on_failure(
+                    callback, error, f"at outer iteration {self.n_outer + 1}")
             self.n_outer += 1
+
+    def end_on_failure(self, callback, error, where):
+        """End the curve at the exception ``error`` raised ``where``: report
+        it, then have ``callback`` evaluate the last iterate now (benchopt's
+        callback evaluates only at its log-spaced iterations), where the
+        objective marks the point failed and the stopping rule ends the
+        curve. An exception of the callback itself (an evaluation) is not
+        the solver's: it propagates."""
+        # The failed step's unfinished work is charged to nothing.
+        synchronize(self.oracles.device)
+        self.failure = failure_message(error)
+        report_failure(self, self.failure, where, traceback_text(error),
+                       run_output_folder(self))
+        log_now = getattr(callback, "log_value", None)
+        if log_now is None:
+            callback()
+        else:
+            log_now()
 
     def restart_batches(self):
         """The batch streams from their seed: every run draws the same."""
@@ -190,7 +226,8 @@ class BilevelSolver(BaseSolver):
 
     def get_result(self):
         return dict(x=self.x, y=self.y, v=self.v,
-                    counts=self.oracles.counts(), n_outer=self.n_outer)
+                    counts=self.oracles.counts(), n_outer=self.n_outer,
+                    failed=self.failure is not None)
 
     def step_size(self, name, value):
         """A step size parameter, in the units of the variable it moves.

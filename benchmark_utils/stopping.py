@@ -1,9 +1,12 @@
-"""The benchmark's stopping rule: a solver-time budget, and diverged curves
-that end where they diverged and keep their points."""
+"""The benchmark's stopping rule: a solver-time budget, and diverged or
+failed curves that end where they diverged or failed and keep their
+points."""
 import math
 import time
 
 from benchopt.stopping_criterion import SufficientProgressCriterion
+
+from benchmark_utils.curve_status import DIVERGED, FAILED, STATUS_KEYS
 
 #: The wall-clock guard: a curve also ends once it has run (solver time and
 #: evaluations together) for this many times its solver-time budget plus
@@ -26,11 +29,15 @@ class SolverTimeBudget(SufficientProgressCriterion):
     of ``WALL_CLOCK_GUARD_FACTOR * T + WALL_CLOCK_GUARD_MARGIN`` ends a
     curve whose evaluations take much longer than its solver time.
 
-    **A diverged curve keeps its points.** benchopt ends a curve whose
-    monitored value turns NaN (or jumps up by more than 1e5) with the status
-    'diverged' and then drops the whole curve from the results. Here it
-    ends with the status 'done', its points stay, and so does a curve whose
-    last point the objective marked as diverged (``objective_diverged``).
+    **A diverged or failed curve keeps its points.** benchopt ends a curve
+    whose monitored value turns NaN (or jumps up by more than 1e5) with the
+    status 'diverged' and then drops the whole curve from the results. Here
+    it ends with the status 'diverged (points kept)', and its points stay;
+    so does a curve whose last point the objective marked as diverged
+    (``objective_diverged``). A curve whose last point is marked failed
+    (``objective_failed``: its solver raised, or its evaluation ran past
+    its time limit) ends with 'failed (points kept)'
+    (:mod:`benchmark_utils.curve_status`).
     """
 
     def get_runner_instance(self, max_runs=1, timeout=None, **kwargs):
@@ -45,14 +52,17 @@ class SolverTimeBudget(SufficientProgressCriterion):
 
     def should_stop(self, stop_val, objective_list):
         last = objective_list[-1]
+        if last.get("objective_failed", False):
+            self.debug("the curve failed: it ends here and is kept")
+            return True, STATUS_KEYS[FAILED], stop_val
         if last.get("objective_diverged", False):
             self.debug("the curve diverged: it ends here and is kept")
-            return True, "done", stop_val
+            return True, STATUS_KEYS[DIVERGED], stop_val
         stop, status, next_stop_val = super().should_stop(
             stop_val, objective_list)
         if status == "diverged":
             self.debug("the curve diverged: it ends here and is kept")
-            return True, "done", next_stop_val
+            return True, STATUS_KEYS[DIVERGED], next_stop_val
         budget = getattr(self, "solver_time_budget", None)
         if stop or budget is None:
             return stop, status, next_stop_val

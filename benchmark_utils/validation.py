@@ -29,6 +29,22 @@ def check_int(name, value, minimum, maximum=None):
         )
 
 
+def check_split_sizes(sizes, n_available, pool):
+    """``sizes`` (split name -> number of samples drawn from one pool)
+    must be integers >= 1 whose sum is at most ``n_available``, the size of
+    the pool that ``pool`` names ("the 5000 MNIST-5k digits")."""
+    for name, size in sizes.items():
+        check_int(name, size, 1)
+    total = sum(sizes.values())
+    if total > n_available:
+        names = " + ".join(sizes)
+        values = " + ".join(str(size) for size in sizes.values())
+        equals = "" if len(sizes) == 1 else f" = {total}"
+        raise ParameterError(
+            f"{names} must be at most {n_available} ({pool}), got "
+            f"{values}{equals}.")
+
+
 def check_at_least(name, value, minimum):
     """``value`` must be a finite number >= ``minimum``."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)

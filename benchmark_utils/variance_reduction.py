@@ -137,43 +137,6 @@ def memory_bytes(tables):
                for rows, like in tables)
 
 
-def check_memory_fits(n_bytes, device, what):
-    """A clear error, before the run, when ``n_bytes`` would not fit in the
-    free memory of ``device`` (CUDA's free memory, or the CPU's available
-    memory as /proc/meminfo reports it, where there is one)."""
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]
-    else:
-        free = available_cpu_memory()
-        if free is None:
-            return
-    if n_bytes > free:
-        raise MemoryError(
-            f"{what} needs {readable(n_bytes)}, more than the "
-            f"{readable(free)} free on {device}: use a larger batch_size "
-            "(fewer batches to remember) or a device with more memory.")
-
-
-def readable(n_bytes):
-    """A size in KiB, MiB or GiB."""
-    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}"
-    return f"{n_bytes / 2 ** 10:.1f} KiB"
-
-
-def available_cpu_memory():
-    """MemAvailable of /proc/meminfo, in bytes; None where there is none."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 class MomentumHypergradient:
     """The STORM steps of MRBO and SUSTAIN: one step on y along a STORM
     estimate of d_y g and one on x along a STORM estimate of a Neumann

@@ -27,4 +27,4 @@ class Dataset(BilevelDataset):
             load_mnist5k(), None,
             (mean, std), self.n_train, self.n_val, self.corruption_rate,
             self.reg, seed=self.get_seed(use_repetition=True),
-            n_test=self.n_test)
+            n_test=self.n_test, pool_name="MNIST-5k digits")

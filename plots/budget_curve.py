@@ -1,7 +1,7 @@
 from benchopt import BasePlot
 
 from benchmark_utils.plotting.budget import (COST_COLUMNS, EPOCH_COLUMN,
-                                             diverged_runs,
+                                             ended_runs,
                                              gradient_equivalent_work,
                                              larger_is_better, median_curve,
                                              metric_columns, problem_costs)
@@ -24,8 +24,8 @@ class Plot(BasePlot):
 
     Methods that spend no HVP (F2SA, HJFBiO, BOME) stay at 0 HVPs: compare
     them with the others on the work axis or against time. A solver of
-    which a repetition diverged is labelled "(diverged)"; its curve ends
-    at the point where it diverged.
+    which a repetition diverged or failed is labelled "(diverged)" or
+    "(failed)"; its curve ends at the point where it diverged or failed.
     """
 
     name = "Budget curve"
@@ -50,12 +50,14 @@ class Plot(BasePlot):
             x_values = df[EPOCH_COLUMN]
         else:
             x_values = df["objective_n_hvp"]
-        diverged = {solver for _, solver in diverged_runs(df)}
+        ended = {solver: reason
+                 for (_, solver), reason in ended_runs(df).items()}
         curves = []
         for solver, solver_df in df.groupby("solver_name"):
             curve = median_curve(solver_df, x_values.loc[solver_df.index],
                                  metric)
-            label = f"{solver} (diverged)" if solver in diverged else solver
+            label = (f"{solver} ({ended[solver]})" if solver in ended
+                     else solver)
             curves.append(dict(**curve, label=label,
                                **self.get_style(solver)))
         return curves

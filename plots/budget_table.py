@@ -2,7 +2,8 @@ from benchopt import BasePlot
 
 from benchmark_utils.plotting.budget import (best_within_budget, bold_best,
                                              disqualified_runs,
-                                             larger_is_better, metric_columns)
+                                             larger_is_better, metric_columns,
+                                             ranked)
 
 
 class Plot(BasePlot):
@@ -12,10 +13,12 @@ class Plot(BasePlot):
     repetition's best. The best solver of each dataset is in bold, the
     largest value for accuracies and F1 scores, the smallest otherwise.
 
-    A solver of which a repetition diverged, or (for a metric other than
-    the value) ended the budget with a value above its start, or (for a
-    hypergradient norm) reached exactly 0, a derivative that vanished, is
-    marked so and never in bold."""
+    A solver of which a repetition diverged or failed, or (for a metric
+    other than the value) ended the budget with a value above its start,
+    or (for a hypergradient norm) reached exactly 0, a derivative that
+    vanished, is marked so and never in bold. Rows are in rank order
+    within the time budget: the other solvers by their value, best first,
+    then the marked ones, a diverged or failed run last."""
 
     name = "Budget table"
     type = "table"
@@ -34,8 +37,13 @@ class Plot(BasePlot):
                         for budget in budgets]
         rows = []
         for dataset in df["dataset_name"].unique():
-            solvers = sorted(df.query("dataset_name == @dataset")
-                             ["solver_name"].unique())
+            solvers = df.query("dataset_name == @dataset")[
+                "solver_name"].unique()
+            solvers = ranked(
+                solvers, [float(best[0][dataset, solver])
+                          for solver in solvers], metric,
+                [disqualified[0].get((dataset, solver))
+                 for solver in solvers])
             cells = [bold_best([float(column[dataset, solver])
                                 for solver in solvers], metric,
                                [reasons.get((dataset, solver))

@@ -2,11 +2,16 @@
 for each dataset, solver curve and budget, the metric at the curve's last
 evaluation within the budget (the median over repetitions), the best value
 of the metric within it, and the HVPs and epochs spent by then (in
-full-batch passes). One markdown table per dataset, a row per curve, its
-solver's name and batch size (``batch=full`` for full batch) as label.
+full-batch passes). One markdown table per dataset, a row per curve,
+labelled by its solver's name, its batch size (``batch_size=full`` for
+full batch) and every parameter whose value differs between the curves of
+that solver.
 
-A curve that ended before a budget (converged, diverged, or stopped by the
-stopping rule) keeps its last point; a diverged one is marked.
+A curve that ended before a budget (converged, diverged, failed, or
+stopped by the stopping rule) keeps its last point; a diverged or failed
+one is marked. Rows are in rank order, by the best value within the
+largest budget, a diverged or failed curve after every one that
+finished.
 
 Usage (from the benchmark folder):
     python scripts/budget_summary.py RESULTS.parquet
@@ -23,22 +28,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_utils.plotting.budget import (  # noqa: E402
-    best_within_budget, diverged_runs)
+    best_within_budget, ended_runs, ranked)
 
 #: The counts reported next to the metric.
 COUNTS = ("objective_n_hvp", "objective_n_epochs")
 
 
-def curve_label(df, solver):
-    """The solver's name with what tells its curves apart here: AmIGO's
-    linear solver and the batch size."""
-    rows = df[df["solver_name"] == solver].iloc[0]
-    name = solver.split("[")[0]
-    parts = [f"{key}={rows[f'p_solver_{key}']}"
-             for key in ("inner_solver", "batch_size")
-             if f"p_solver_{key}" in df.columns
-             and pd.notna(rows[f"p_solver_{key}"])]
-    return name + (f"[{','.join(parts)}]" if parts else "")
+def curve_labels(df):
+    """solver_name -> a short label: the solver's name, its batch size and
+    every parameter (benchopt's ``p_solver_*`` columns) whose value
+    differs between the curves of the same solver."""
+    parameters = [column for column in df.columns
+                  if column.startswith("p_solver_")]
+    curves = df.drop_duplicates("solver_name").set_index("solver_name")
+    names = curves.index.str.split("[").str[0]
+    labels = {}
+    for name in names.unique():
+        same = curves[names == name]
+        shown = [column for column in parameters
+                 if column == "p_solver_batch_size"
+                 or same[column].astype(str).nunique() > 1]
+        for solver, row in same.iterrows():
+            parts = [f"{column.removeprefix('p_solver_')}={row[column]}"
+                     for column in shown if pd.notna(row[column])]
+            labels[solver] = name + (f"[{','.join(parts)}]" if parts
+                                     else "")
+    return labels
 
 
 def reached_within(df, columns, budget):
@@ -52,9 +67,10 @@ def reached_within(df, columns, budget):
 
 def summary(df, metric, budgets):
     """{dataset: [(label, {budget: (reached, best, n_hvp, n_epochs)},
-    diverged)]}."""
+    'diverged', 'failed' or None)]}, in rank order."""
     counts = [column for column in COUNTS if column in df.columns]
-    diverged = diverged_runs(df)
+    ended = ended_runs(df)
+    labels = curve_labels(df)
     tables = {}
     for budget in budgets:
         reached = reached_within(df, [metric, *counts], budget)
@@ -64,12 +80,18 @@ def summary(df, metric, budgets):
             entries[budget] = (row[metric], best[dataset, solver],
                                *(row.get(column, math.nan)
                                  for column in COUNTS))
-    return {dataset: [(curve_label(df, solver), entries,
-                       (dataset, solver) in diverged)
-                      for solver, entries in sorted(
-                          by_solver.items(),
-                          key=lambda item: curve_label(df, item[0]))]
-            for dataset, by_solver in tables.items()}
+    last = max(budgets)
+    ranking = {}
+    for dataset, by_solver in tables.items():
+        solvers = sorted(by_solver, key=labels.get)
+        ranking[dataset] = ranked(
+            solvers, [by_solver[solver].get(last, (math.nan,) * 2)[1]
+                      for solver in solvers], metric,
+            [ended.get((dataset, solver)) for solver in solvers])
+    return {dataset: [(labels[solver], tables[dataset][solver],
+                       ended.get((dataset, solver)))
+                      for solver in solvers]
+            for dataset, solvers in ranking.items()}
 
 
 def main(argv=None):
@@ -94,7 +116,7 @@ def main(argv=None):
         print(f"\n{dataset}\n")
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
-        for label, entries, diverged in rows:
+        for label, entries, ended in rows:
             cells = []
             for budget in args.time_budget:
                 if budget not in entries:
@@ -103,7 +125,7 @@ def main(argv=None):
                 reached, best, n_hvp, n_epochs = entries[budget]
                 cells.append(f"{reached:.3g} / {best:.3g} / {n_hvp:.4g} / "
                              f"{n_epochs:.4g}")
-            mark = " (diverged)" if diverged else ""
+            mark = f" ({ended})" if ended else ""
             print(f"| {label}{mark} | " + " | ".join(cells) + " |")
 
 

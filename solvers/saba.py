@@ -1,7 +1,7 @@
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
 from benchmark_utils.solver import BilevelSolver
-from benchmark_utils.variance_reduction import (SagaMemory, check_memory_fits,
-                                                memory_bytes)
+from benchmark_utils.allocation import check_memory_fits
+from benchmark_utils.variance_reduction import SagaMemory, memory_bytes
 
 
 class Solver(BilevelSolver):
@@ -49,7 +49,9 @@ class Solver(BilevelSolver):
              (rows[1], self.y0), (rows[1], self.x0)]),
             self.oracles.device,
             f"SABA's memory of {rows[0]} training and {rows[1]} validation "
-            f"batches of {self.batch_size} samples")
+            f"batches of {self.batch_size} samples",
+            "use a larger batch_size (fewer batches to remember) or a device "
+            "with more memory")
 
     def init_state(self):
         training, validation = (

@@ -77,3 +77,63 @@ def test_diverging_solver_ends_its_curve_and_others_still_run(tmp_path):
     # LancBiO runs its whole budget and converges.
     assert len(lancbio) == 13   # the initial point and 12 evaluations
     assert lancbio["objective_hypergrad_norm"].iloc[-1] < 1e-3
+
+
+RAISING_SOLVER = '''
+from benchmark_utils.solver import BilevelSolver
+
+
+class Solver(BilevelSolver):
+    """Gradient steps on y and x (a hypergradient that ignores v), with a
+    bug at outer iteration 21."""
+
+    name = "raises-at-21"
+    parameters = {"rate": [0.01]}
+    parameter_template = "rate={rate}"
+
+    def step(self, x, y, v):
+        if self.n_outer == 20:
+            raise RuntimeError("a bug at outer iteration 21")
+        grad_x_f, _ = self.oracles.grad_outer(x, y)
+        y = y - self.rate * self.oracles.grad_inner(x, y)
+        return x - self.rate * grad_x_f, y, v
+'''
+
+
+def test_a_raising_and_a_diverging_curve_are_kept_and_named(tmp_path):
+    solver_file = tmp_path / "raising_solver.py"
+    solver_file.write_text(RAISING_SOLVER)
+    output = tmp_path / "results.parquet"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchopt", "run", ".", "-d", SMALL_QUADRATIC,
+         "-s", str(solver_file), "-s", "SOBA[step_size_outer=1e8]",
+         "-s", "LancBiO", "--max-runs", "12", "--timeout", "60",
+         "--no-plot", "--no-cache", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    log = completed.stdout + completed.stderr
+    # A curve failed: the run's exit status says so, after its summary.
+    assert completed.returncode == 1, log
+    assert ("1 curve(s) failed; their points are kept and the last one of "
+            "each is marked in objective_failed:") in completed.stdout
+    assert re.search(r"raises-at-21\[rate=0\.01\][^\n]*failed \(points "
+                     r"kept\)", completed.stdout), log
+    assert ("raises-at-21[rate=0.01] failed at outer iteration 21: "
+            "RuntimeError: a bug at outer iteration 21") in completed.stdout
+    assert re.search(r"SOBA\[[^\n]*diverged \(points kept\)",
+                     completed.stdout), log
+    # Every curve is written: the raising one up to its failure.
+    df = pd.read_parquet(output)
+    raising = df[df["solver_name"].str.startswith("raises-at-21")
+                 ].sort_values("stop_val")
+    assert raising["objective_n_outer"].iloc[-1] == 20
+    assert raising["objective_failed"].tolist() == (
+        [False] * (len(raising) - 1) + [True])
+    assert len(raising) >= 8
+    soba = df[df["solver_name"].str.startswith("SOBA")]
+    assert soba["objective_diverged"].any()
+    assert not soba["objective_failed"].any()
+    assert not df[df["solver_name"].str.startswith("LancBiO")][
+        "objective_failed"].any()
+    # The traceback is in the curve's output folder.
+    traceback_path = re.search(r"Traceback: (.+)", completed.stdout)[1]
+    assert "raise RuntimeError" in open(traceback_path).read()

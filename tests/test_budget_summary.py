@@ -53,3 +53,40 @@ def test_reached_best_and_counts_within_each_budget(tmp_path, capsys):
     # The diverged point is not a best; its curve is marked.
     assert "| TTSA[batch_size=256] (diverged) | 0.3 / 0.3 / 1 / 2 | 0.2 / " \
         "0.3 / 2 / 4 |" in out
+
+
+def summary_of(tmp_path, capsys, table, *args):
+    path = tmp_path / "results.parquet"
+    pd.DataFrame(table).to_parquet(path)
+    argv = sys.argv
+    sys.argv = [str(SCRIPT), str(path), *args]
+    try:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    finally:
+        sys.argv = argv
+    return capsys.readouterr().out
+
+
+def test_curves_of_one_solver_are_told_apart_and_ranked(tmp_path, capsys):
+    def curve(outer_step, accuracies, diverged=(), failed=()):
+        return [dict(row, solver_name=f"SOBA[outer={outer_step}]",
+                     p_solver_step_size_outer=outer_step,
+                     p_solver_step_size_inner="auto",
+                     objective_failed=row["stop_val"] in failed)
+                for row in rows("SOBA", "full", 0, [0, 10, 20], accuracies,
+                                [0, 1, 2], diverged)]
+
+    table = (curve(0.5, [0.1, 0.5, 0.6])
+             # The best accuracy, then it diverged: ranked last but one.
+             + curve(8.0, [0.1, 0.9, 0.2], diverged=(2,))
+             # Failed after its second point: ranked last.
+             + curve(4.0, [0.1, 0.7, 0.7], failed=(2,))
+             + curve(1.0, [0.1, 0.6, 0.8]))
+    out = summary_of(tmp_path, capsys, table, "--time-budget", "30")
+    lines = [line for line in out.splitlines() if line.startswith("| SOBA")]
+    # The outer step differs between the curves, the inner one does not.
+    assert [line.split(" |")[0] for line in lines] == [
+        "| SOBA[batch_size=full,step_size_outer=1.0]",
+        "| SOBA[batch_size=full,step_size_outer=0.5]",
+        "| SOBA[batch_size=full,step_size_outer=8.0] (diverged)",
+        "| SOBA[batch_size=full,step_size_outer=4.0] (failed)"]

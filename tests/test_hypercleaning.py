@@ -172,12 +172,15 @@ def test_dataset_reports_missing_data_with_its_name(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(corruption_rate=1.0), r"corruption_rate must be in \[0, 1\)"),
     (dict(corruption_rate=-0.1), r"corruption_rate must be in \[0, 1\)"),
-    (dict(n_train=0), "n_train must be an integer >= 1 and <= 99"),
-    (dict(n_train=100), "n_train must be an integer >= 1 and <= 99"),
-    (dict(n_val=0), "n_val must be an integer >= 1"),
-    (dict(n_val=60), "n_val must be an integer >= 1 and <= 50"),
-    (dict(n_test=10), "n_test must be an integer >= 1 and <= 0"),
-    (dict(reg=-1.0), "reg must be a finite number >= 0"),
+    (dict(n_train=0), r"n_train must be an integer >= 1, got 0\.$"),
+    (dict(n_train=100), r"n_train \+ n_val \+ n_test must be at most 100 "
+     r"\(the 100 training images\), got 100 \+ 20 \+ 30 = 150\.$"),
+    (dict(n_val=0), r"n_val must be an integer >= 1, got 0\.$"),
+    (dict(n_val=60), r"got 50 \+ 60 \+ 30 = 140\.$"),
+    (dict(n_test=10), r"got 60 \+ 40 \+ 10 = 110\.$"),
+    # The lower level is strongly convex only through its ridge.
+    (dict(reg=-1.0), r"reg must be a finite number > 0, got -1\.0\.$"),
+    (dict(reg=0), r"reg must be a finite number > 0, got 0\.$"),
 ])
 def test_bad_parameters_are_clear_errors(kwargs, message):
     images = torch.zeros(100, 28, 28, dtype=torch.uint8)

@@ -152,8 +152,9 @@ def test_budget_table_bolds_the_best_solver_per_dataset():
                                 "within 10 HVPs"]
     # Within 1 s: A's repetitions reach 4, 8, 8 (median 8), B reaches 0.8.
     # Within 10 HVPs: A's reach 4, 8, 8, and B, which spends none, 0.8.
-    assert table["data"] == [["d", "A", 8.0, 8.0],
-                             ["d", "B", "**0.8**", "**0.8**"]]
+    # Rows in rank order within the time budget.
+    assert table["data"] == [["d", "B", "**0.8**", "**0.8**"],
+                             ["d", "A", 8.0, 8.0]]
 
 
 def test_saved_views_use_valid_plots_and_option_values():
@@ -245,19 +246,32 @@ FAILURES = results([
 def test_budget_table_never_ranks_a_diverged_or_worsened_run_first():
     data, _ = plot_data("budget_table", FAILURES)
     table = data[f"budget_table_{OBJECTIVE}_objective_hypergrad_norm_1_10"]
+    # Rank order: the honest run, then the marked ones, the diverged last.
     assert table["data"] == [
-        ["d", "C", "1e-06 (diverged)", "1e-06 (diverged)"],
-        ["d", "D", "0.001 (value above start)", "0.001 (value above start)"],
         ["d", "E", "**0.5**", "**0.5**"],
         ["d", "F", "0.0 (hypergradient vanished)",
-         "0.0 (hypergradient vanished)"]]
+         "0.0 (hypergradient vanished)"],
+        ["d", "D", "0.001 (value above start)", "0.001 (value above start)"],
+        ["d", "C", "1e-06 (diverged)", "1e-06 (diverged)"]]
     # On the value itself a worse value ranks itself; a diverged run is
-    # still marked (its best value came before it diverged).
+    # still marked (its best value came before it diverged) and last.
     value = data[f"budget_table_{OBJECTIVE}_objective_value_1_10"]
-    assert value["data"] == [["d", "C", "1.0 (diverged)", "1.0 (diverged)"],
+    assert value["data"] == [["d", "E", "**1.5**", "**1.5**"],
+                             ["d", "F", 1.8, 1.8],
                              ["d", "D", 2.0, 2.0],
-                             ["d", "E", "**1.5**", "**1.5**"],
-                             ["d", "F", 1.8, 1.8]]
+                             ["d", "C", "1.0 (diverged)", "1.0 (diverged)"]]
+
+
+def test_budget_table_ranks_a_failed_run_after_a_diverged_one():
+    failed = FAILURES.assign(objective_failed=[
+        False, False, False, False, False, False, False, False, True])
+    data, options = plot_data("budget_table", failed)
+    assert "objective_failed" not in options["metric"]
+    value = data[f"budget_table_{OBJECTIVE}_objective_value_1_10"]
+    assert value["data"] == [["d", "E", "**1.5**", "**1.5**"],
+                             ["d", "D", 2.0, 2.0],
+                             ["d", "C", "1.0 (diverged)", "1.0 (diverged)"],
+                             ["d", "F", "2.0 (failed)", "2.0 (failed)"]]
 
 
 def test_budget_curve_labels_a_diverged_solver_and_plots_no_status():

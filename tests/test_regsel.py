@@ -421,10 +421,11 @@ def test_labels_become_class_indices_and_rows_unit_norm():
 
 
 @pytest.mark.parametrize("sizes, message", [
-    ((49, 1, 1), "n_train must be an integer >= 1 and <= 48, got 49"),
-    ((20, 40, 1), "n_val must be an integer >= 1 and <= 29, got 40"),
-    ((20, 10, 21), "n_test must be an integer >= 1 and <= 20, got 21"),
-    ((0, 10, 10), "n_train must be an integer >= 1"),
+    ((49, 1, 1), r"n_train \+ n_val \+ n_test must be at most 50 \(the 50 "
+     r"samples of pool\), got 49 \+ 1 \+ 1 = 51\.$"),
+    ((20, 40, 1), r"got 20 \+ 40 \+ 1 = 61\.$"),
+    ((20, 10, 21), r"got 20 \+ 10 \+ 21 = 51\.$"),
+    ((0, 10, 10), r"n_train must be an integer >= 1, got 0\.$"),
 ])
 def test_split_sizes_larger_than_the_data_are_clear_errors(sizes, message):
     with pytest.raises(ValueError, match=message):
@@ -432,10 +433,14 @@ def test_split_sizes_larger_than_the_data_are_clear_errors(sizes, message):
 
 
 def test_second_pool_too_small_is_a_clear_error():
-    with pytest.raises(ValueError, match="n_test must be an integer >= 1 "
-                       "and <= 5, got 6"):
-        build_regsel_problem([indexed_pool(30), indexed_pool(10)], 30, 5, 6,
-                             seed=0)
+    with pytest.raises(ValueError, match=r"n_val \+ n_test must be at most "
+                       r"10 \(the 10 samples of test\), got 5 \+ 6 = 11\.$"):
+        build_regsel_problem([indexed_pool(30), indexed_pool(10, "test")],
+                             30, 5, 6, seed=0)
+    with pytest.raises(ValueError, match=r"n_train must be at most 30 \(the "
+                       r"30 samples of pool\), got 31\.$"):
+        build_regsel_problem([indexed_pool(30), indexed_pool(10, "test")],
+                             31, 5, 5, seed=0)
 
 
 @pytest.mark.parametrize("labels, message", [

@@ -8,9 +8,11 @@ import pytest
 import torch
 from benchopt.callback import _Callback
 from benchopt.utils.run_context import RunContext
-from conftest import get_solver_class, make_objective
+from conftest import BENCHMARK, get_solver_class, make_objective
 
+import benchmark_utils.metrics as metrics_module
 import benchmark_utils.stopping as stopping
+from benchmark_utils.curve_status import DIVERGED, FAILED, STATUS_KEYS
 from benchmark_utils.metrics import (INNER_GAP_GROWTH, VALUE_RISE,
                                      DivergenceRule)
 
@@ -20,11 +22,12 @@ ITERATION_SECONDS = 2e-3
 
 
 def run_curve(quadratic, budget, evaluation_seconds, max_runs=10 ** 6,
-              **solver_params):
+              fail_at=None, objective=None, **solver_params):
     """One curve of SOBA through benchopt's own callback, with each
     iteration taking ``ITERATION_SECONDS`` and each evaluation
-    ``evaluation_seconds`` more. Returns (curve rows, status, wall time)."""
-    objective = make_objective(quadratic)
+    ``evaluation_seconds`` more; with ``fail_at``, the step of that outer
+    iteration (from 1) raises. Returns (curve rows, status, wall time)."""
+    objective = objective or make_objective(quadratic)
     evaluate = objective.evaluate_result
 
     def slow_evaluation(**result):
@@ -40,6 +43,8 @@ def run_curve(quadratic, budget, evaluation_seconds, max_runs=10 ** 6,
 
     def slow_step(x, y, v):
         time.sleep(ITERATION_SECONDS)
+        if solver.n_outer + 1 == fail_at:
+            raise RuntimeError("a bug in the step")
         return step(x, y, v)
 
     solver.step = slow_step
@@ -85,7 +90,54 @@ def test_a_diverged_point_ends_the_curve_and_is_kept(quadratic):
                                  step_size_outer=1e3)
     diverged = [row["objective_diverged"] for row in curve]
     assert diverged == [False] * (len(curve) - 1) + [True]
-    assert status == "done" and len(curve) >= 2
+    assert status == STATUS_KEYS[DIVERGED] and len(curve) >= 2
+
+
+def test_a_solver_that_raises_keeps_its_points_and_ends_marked_failed(
+        quadratic, capsys):
+    curve, status, _ = run_curve(quadratic, 60, evaluation_seconds=0,
+                                 fail_at=21)
+    assert status == STATUS_KEYS[FAILED]
+    # benchopt's log-spaced evaluations before iteration 21, then one at
+    # the last iterate (20 iterations done), marked failed.
+    outer = [row["objective_n_outer"] for row in curve]
+    assert outer[-1] == 20 and outer[-2] < 20
+    failed = [row["objective_failed"] for row in curve]
+    assert failed == [False] * (len(curve) - 1) + [True]
+    assert math.isfinite(curve[-1]["objective_value"])
+    assert curve[-1]["time"] >= curve[-2]["time"]
+    assert not curve[-1]["objective_diverged"]
+    printed = capsys.readouterr()
+    assert ("failed at outer iteration 21: RuntimeError: a bug in the step"
+            in printed.out)
+    # Outside benchopt run there is no output folder: the traceback is
+    # printed.
+    assert "raise RuntimeError" in printed.err
+
+
+def test_an_evaluation_past_its_time_limit_ends_the_curve_marked_failed(
+        quadratic, monkeypatch, capsys):
+    objective = make_objective(quadratic)
+    # Every evaluation after the set-up's runs out of time at once.
+    monkeypatch.setattr(metrics_module, "EVALUATION_TIME_LIMIT", -1.0)
+    curve, status, _ = run_curve(quadratic, 60, evaluation_seconds=0,
+                                 objective=objective)
+    assert status == STATUS_KEYS[FAILED] and len(curve) == 1
+    assert curve[0]["objective_failed"]
+    assert math.isnan(curve[0]["objective_value"])
+    assert math.isnan(curve[0]["objective_hypergrad_norm"])
+    assert "EVALUATION_TIME_LIMIT" in capsys.readouterr().out
+
+
+def test_an_objective_set_up_past_the_time_limit_skips_the_dataset(
+        quadratic, monkeypatch):
+    monkeypatch.setattr(metrics_module, "EVALUATION_TIME_LIMIT", -1.0)
+    objective = BENCHMARK.get_benchmark_objective().get_instance(
+        device="cpu", hvp_mode="reverse")
+    skip, reason = objective.skip(quadratic)
+    assert skip
+    assert reason.startswith("the reference solves of one evaluation on "
+                             "the quadratic problem ran past -1 s")
 
 
 @pytest.fixture

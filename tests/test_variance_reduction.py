@@ -10,7 +10,7 @@ import torch
 from conftest import (make_objective, run_solver, small_hypercleaning_problem,
                       small_regsel_problem)
 
-from benchmark_utils import variance_reduction
+from benchmark_utils import allocation
 from benchmark_utils.problems.quadratic_samples import SampleQuadraticProblem
 from benchmark_utils.variance_reduction import SagaMemory, recursive, storm
 
@@ -132,7 +132,7 @@ def test_runs_on_the_problems_with_samples(name, make_problem):
 
 
 def test_saba_refuses_a_memory_that_does_not_fit(problem, monkeypatch):
-    monkeypatch.setattr(variance_reduction, "available_cpu_memory",
+    monkeypatch.setattr(allocation, "available_cpu_memory",
                         lambda: 10_000)
     # 200 / 16 = 13 training and 7 validation batches: 13 (2 x 20 + 10)
     # + 7 (20 + 10) float64 = 7,520 bytes fit in 10,000; batches of 4:

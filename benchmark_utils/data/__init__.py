@@ -14,6 +14,8 @@ from pathlib import Path
 
 from benchopt import BaseDataset
 
+from benchmark_utils.allocation import (allocation_failure_message,
+                                        is_allocation_failure)
 from benchmark_utils.validation import ParameterError
 
 
@@ -81,7 +83,8 @@ class BilevelDataset(BaseDataset):
     :meth:`build_problem`, which returns its ``BilevelProblem``.
 
     A dataset that cannot be built (a parameter outside its range, data
-    missing or damaged) is not an error of the run: ``get_data`` returns
+    missing or damaged, or more memory than the machine has) is not an
+    error of the run: ``get_data`` returns
     ``{"problem": None, "unusable": message}`` and the objective skips the
     dataset with that message. benchopt reports it under the dataset's name,
     without a traceback, and goes on with the other datasets, whose results
@@ -97,3 +100,9 @@ class BilevelDataset(BaseDataset):
             return dict(problem=self.build_problem())
         except UNUSABLE_DATASET_ERRORS as error:
             return dict(problem=None, unusable=str(error))
+        except Exception as error:
+            if not is_allocation_failure(error):
+                raise
+            return dict(problem=None, unusable=allocation_failure_message(
+                f"The dataset {self}", error,
+                "use smaller sizes or a machine with more memory"))

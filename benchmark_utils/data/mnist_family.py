@@ -263,4 +263,5 @@ class TorchvisionHyperCleaning(BilevelDataset):
             load_torchvision_split(self.torchvision_name, root, False,
                                    self.name),
             (mean, std), self.n_train, self.n_val, self.corruption_rate,
-            self.reg, seed=self.get_seed(use_repetition=True))
+            self.reg, seed=self.get_seed(use_repetition=True),
+            pool_name=f"images of {self.torchvision_name}'s training set")

@@ -17,6 +17,14 @@ COST_COLUMNS = ("objective_r_hvp", "objective_r_cross")
 EPOCH_COLUMN = "objective_n_epochs"
 #: True on the point where a curve was ended as diverged.
 DIVERGED_COLUMN = "objective_diverged"
+#: True on the point where a curve was ended by a failure (its solver
+#: raised, or its evaluation ran out of time).
+FAILED_COLUMN = "objective_failed"
+#: The reasons that keep a run from ranking first, from the least to the
+#: most serious: a run with none ranks before every run with one, a run
+#: that finished before one that diverged or failed.
+DISQUALIFICATIONS = ("hypergradient vanished", "value above start",
+                     "diverged", "failed")
 #: Hypergradient norms, which are exactly 0 only where a derivative
 #: vanished.
 VANISHING_METRICS = ("objective_hypergrad_norm",
@@ -34,7 +42,7 @@ def metric_columns(df):
     return [column for column in df.columns
             if column.startswith("objective_") and column != "objective_name"
             and column not in COUNT_COLUMNS + COST_COLUMNS
-            and column != DIVERGED_COLUMN
+            and column not in (DIVERGED_COLUMN, FAILED_COLUMN)
             and is_numeric_dtype(df[column])]
 
 
@@ -103,15 +111,17 @@ def best_within_budget(df, metric, budget_column, budget):
     """For each dataset and solver, the median over repetitions of the best
     ``metric`` among the rows whose ``budget_column`` is at most ``budget``.
 
-    NaN values (diverged iterates) and the points marked as diverged are
-    skipped; a solver with no finite value within the budget gets NaN.
+    NaN values (diverged iterates) and the points marked as diverged or
+    failed are skipped; a solver with no finite value within the budget
+    gets NaN.
     Returns a Series indexed by (dataset_name, solver_name), in the order
     of ``df``.
     """
     runs = ["dataset_name", "solver_name"]
     kept = df[budget_column] <= budget
-    if DIVERGED_COLUMN in df.columns:
-        kept &= ~df[DIVERGED_COLUMN].fillna(False).astype(bool)
+    for status in (DIVERGED_COLUMN, FAILED_COLUMN):
+        if status in df.columns:
+            kept &= ~df[status].fillna(False).astype(bool)
     within = df.loc[kept, [*runs, "idx_rep", metric]]
     per_repetition = within.groupby([*runs, "idx_rep"])[metric]
     best = (per_repetition.max() if larger_is_better(metric)
@@ -120,16 +130,41 @@ def best_within_budget(df, metric, budget_column, budget):
     return best.groupby(level=runs).median().reindex(all_runs)
 
 
+def marked_runs(df, column):
+    """The (dataset_name, solver_name) pairs of which a repetition has a
+    row marked in the boolean ``column``."""
+    if column not in df.columns:
+        return set()
+    marked = df[column].fillna(False).to_numpy(dtype=bool)
+    return set(df.loc[marked, ["dataset_name", "solver_name"]]
+               .itertuples(index=False, name=None))
+
+
+def failed_runs(df):
+    """The (dataset_name, solver_name) pairs of which a repetition failed
+    (a row marked in ``objective_failed``)."""
+    return marked_runs(df, FAILED_COLUMN)
+
+
 def diverged_runs(df):
     """The (dataset_name, solver_name) pairs of which a repetition diverged
-    (a row marked in ``objective_diverged``, or a non-finite value)."""
+    (a row marked in ``objective_diverged``, or a non-finite value where no
+    failure explains it)."""
     marked = np.zeros(len(df), dtype=bool)
     if "objective_value" in df.columns:
         marked |= ~np.isfinite(df["objective_value"].to_numpy(dtype=float))
-    if DIVERGED_COLUMN in df.columns:
-        marked |= df[DIVERGED_COLUMN].fillna(False).to_numpy(dtype=bool)
-    return set(df.loc[marked, ["dataset_name", "solver_name"]]
-               .itertuples(index=False, name=None))
+    if FAILED_COLUMN in df.columns:
+        marked &= ~df[FAILED_COLUMN].fillna(False).to_numpy(dtype=bool)
+    diverged = set(df.loc[marked, ["dataset_name", "solver_name"]]
+                   .itertuples(index=False, name=None))
+    return diverged | marked_runs(df, DIVERGED_COLUMN)
+
+
+def ended_runs(df):
+    """(dataset, solver) -> 'failed' or 'diverged', for the runs that did
+    not finish (failed first: a failure explains what follows it)."""
+    return {**dict.fromkeys(diverged_runs(df), "diverged"),
+            **dict.fromkeys(failed_runs(df), "failed")}
 
 
 def ended_above_start(df, budget_column, budget):
@@ -161,8 +196,9 @@ def vanished_hypergradient(df, metric, budget_column, budget):
 
 def disqualified_runs(df, metric, budget_column, budget):
     """(dataset, solver) -> why it cannot rank first within the budget:
-    'diverged'; for a hypergradient norm, 'hypergradient vanished'; for a
-    metric other than the value itself, 'value above start'."""
+    'failed' or 'diverged'; for a hypergradient norm, 'hypergradient
+    vanished'; for a metric other than the value itself, 'value above
+    start'."""
     reasons = {}
     if metric in VANISHING_METRICS:
         reasons.update(dict.fromkeys(
@@ -171,8 +207,26 @@ def disqualified_runs(df, metric, budget_column, budget):
     if metric != "objective_value":
         reasons.update(dict.fromkeys(
             ended_above_start(df, budget_column, budget), "value above start"))
-    reasons.update(dict.fromkeys(diverged_runs(df), "diverged"))
+    reasons.update(ended_runs(df))
     return reasons
+
+
+def ranked(solvers, values, metric, disqualified):
+    """``solvers`` in rank order: the runs without a disqualification by
+    their ``values`` (best first, NaN last), then the others by the
+    seriousness of their reason (:data:`DISQUALIFICATIONS`: a diverged or
+    failed run after every run that finished), each group by value."""
+    sign = -1.0 if larger_is_better(metric) else 1.0
+
+    def key(item):
+        solver, value, reason = item
+        severity = 0 if reason is None else 1 + DISQUALIFICATIONS.index(
+            reason)
+        finite = np.isfinite(value)
+        return severity, not finite, sign * value if finite else 0.0, solver
+
+    return [solver for solver, _, _ in sorted(
+        zip(solvers, values, disqualified), key=key)]
 
 
 def bold_best(values, metric, disqualified=None):

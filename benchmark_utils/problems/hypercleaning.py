@@ -20,8 +20,8 @@ from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.glm import (class_probabilities,
                                           cross_entropy_curvature,
                                           cross_entropy_residual)
-from benchmark_utils.validation import (ParameterError, check_at_least,
-                                        check_int)
+from benchmark_utils.validation import (ParameterError, check_positive,
+                                        check_split_sizes)
 
 N_CLASSES = 10
 #: The feature directions that the preconditioner of d2_WW g treats one by
@@ -44,7 +44,8 @@ class HyperCleaningProblem(BilevelProblem):
     corrupted : bool tensor
         Which training labels were corrupted (for ``corrupted_f1``).
     reg : float
-        The lower level's ridge weight C_r >= 0 (paper: 0.01).
+        The lower level's ridge weight C_r > 0 (paper: 0.01), which makes
+        it strongly convex.
     """
 
     name = "hyper-cleaning"
@@ -58,7 +59,7 @@ class HyperCleaningProblem(BilevelProblem):
 
     def __init__(self, train_features, train_labels, val_features, val_labels,
                  test_features, test_labels, corrupted, reg=0.01):
-        check_at_least("reg", reg, 0.0)
+        check_positive("reg", reg)
         self.train_features, self.train_labels = train_features, train_labels
         self.val_features, self.val_labels = val_features, val_labels
         self.test_features, self.test_labels = test_features, test_labels
@@ -80,8 +81,8 @@ class HyperCleaningProblem(BilevelProblem):
         self.moment_eigenvalues = self.moment_eigenvectors = None
 
     def inner_strong_convexity(self, x):
-        """2 reg: the cross-entropy terms are convex (None for reg = 0)."""
-        return 2 * self.reg if self.reg > 0 else None
+        """2 reg: the cross-entropy terms are convex."""
+        return 2 * self.reg
 
     def logits(self, y, features):
         # As V A^T (10 x d times d x n): on 2 CPU cores the BLAS product
@@ -222,10 +223,7 @@ class HyperCleaningProblem(BilevelProblem):
         times on MNIST digits (scripts/evaluation_cost.py); with most
         training probabilities saturated, C no longer describes the
         samples that still have curvature, and it takes up to about 1.4
-        times the steps of plain CG. None without a ridge, where M could
-        be singular."""
-        if self.reg == 0:
-            return None
+        times the steps of plain CG."""
         if self.moment_eigenvalues is None:
             self._decompose_feature_moment()
         probabilities = class_probabilities(
@@ -318,7 +316,7 @@ def corrupt_labels(labels, corruption_rate, generator):
 
 def build_hypercleaning_problem(train_pool, test_pool, normalisation,
                                 n_train, n_val, corruption_rate, reg, seed,
-                                n_test=None):
+                                n_test=None, pool_name="training images"):
     """Draw disjoint training and validation sets from ``train_pool``,
     corrupt the training labels and build the problem.
 
@@ -330,13 +328,15 @@ def build_hypercleaning_problem(train_pool, test_pool, normalisation,
         as well, disjoint from the two other sets (for a small data set).
     normalisation : (mean, std)
         Pixel statistics of the data set, after scaling to [0, 1].
+    pool_name : str
+        What ``train_pool`` holds, for the message of splits larger than it.
     """
     images, labels = train_pool
     n_pool = len(labels)
-    check_int("n_train", n_train, 1, n_pool - 1)
-    check_int("n_val", n_val, 1, n_pool - n_train)
+    splits = dict(n_train=n_train, n_val=n_val)
     if test_pool is None:
-        check_int("n_test", n_test, 1, n_pool - n_train - n_val)
+        splits["n_test"] = n_test
+    check_split_sizes(splits, n_pool, f"the {n_pool} {pool_name}")
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n_pool, generator=generator)
     train_idx = order[:n_train]

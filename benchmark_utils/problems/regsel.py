@@ -28,7 +28,8 @@ from benchmark_utils.problems.glm import (class_probabilities,
                                           cross_entropy_curvature,
                                           cross_entropy_residual)
 from benchmark_utils.problems.sparse import SparseFeatures
-from benchmark_utils.validation import check_int, check_positive
+from benchmark_utils.validation import (check_int, check_positive,
+                                        check_split_sizes)
 
 #: The starting penalty exp(x0_j) of every feature: a mild ridge, below the
 #: curvature of the mean loss (about 0.015 on news20-shaped documents of
@@ -235,14 +236,15 @@ def build_regsel_problem(pools, n_train, n_val, n_test, seed,
         Scale every sample to unit Euclidean norm (documents of word counts).
     """
     sizes = [len(labels) for _, labels, _ in pools]
+    sources = [source for _, _, source in pools]
     if len(pools) == 1:
-        check_int("n_train", n_train, 1, sizes[0] - 2)
-        check_int("n_val", n_val, 1, sizes[0] - n_train - 1)
-        check_int("n_test", n_test, 1, sizes[0] - n_train - n_val)
+        check_split_sizes(dict(n_train=n_train, n_val=n_val, n_test=n_test),
+                          sizes[0], f"the {sizes[0]} samples of {sources[0]}")
     else:
-        check_int("n_train", n_train, 1, sizes[0])
-        check_int("n_val", n_val, 1, sizes[1] - 1)
-        check_int("n_test", n_test, 1, sizes[1] - n_val)
+        check_split_sizes(dict(n_train=n_train), sizes[0],
+                          f"the {sizes[0]} samples of {sources[0]}")
+        check_split_sizes(dict(n_val=n_val, n_test=n_test), sizes[1],
+                          f"the {sizes[1]} samples of {sources[1]}")
     classes = class_values(pools)
     generator = torch.Generator().manual_seed(seed)
     orders = [torch.randperm(size, generator=generator).numpy()
