@@ -6,6 +6,8 @@ import torch
 from benchmark_utils.validation import ParameterError, check_choice
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: The values of the objective's ``device`` parameter.
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
 
 def resolve_device(device):
@@ -14,8 +16,8 @@ def resolve_device(device):
     ``"auto"`` picks CUDA when it is available and the CPU otherwise;
     ``"cpu"``, ``"cuda"`` and ``"cuda:<index>"`` are taken as they are.
     """
-    if not isinstance(device, str) or not re.fullmatch(
-            r"auto|cpu|cuda(:\d+)?", device):
+    if not isinstance(device, str) or not re.fullmatch(DEVICE_PATTERN,
+                                                       device):
         raise ParameterError(
             "device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', "
             f"got {device!r}."

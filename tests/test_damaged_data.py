@@ -10,6 +10,7 @@ written.
 import gzip
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 import urllib.error
@@ -23,7 +24,8 @@ from torchvision import datasets
 from torchvision.datasets import mnist as torchvision_mnist
 
 from benchmark_utils.data import DamagedDataError, MissingDataError
-from benchmark_utils.data.libsvm import fetch_libsvm_set
+from benchmark_utils.data.libsvm import (fetch_libsvm_set,
+                                        fetch_libsvm_sets)
 from benchmark_utils.data.mnist_family import load_torchvision_split
 from benchmark_utils.testing.idx_files import write_random_set
 from benchmark_utils.testing.libsvm_files import write_random_libsvm_set
@@ -86,6 +88,29 @@ def test_truncated_bz2_is_named_and_moved_aside(libsvm):
     assert message == damage_message(
         libsvm, "its bz2 stream ends early (the file is truncated)")
     assert_moved_aside(libsvm, "ijcnn1.bz2", half)
+
+
+def test_every_damaged_file_of_a_data_set_is_named_in_one_message(libsvm):
+    libsvm.mkdir()
+    # Both halves of ijcnn1 damaged.
+    for name in ("ijcnn1.bz2", "ijcnn1.t.bz2"):
+        (libsvm / name).write_bytes(b"not bz2")
+    with pytest.raises(DamagedDataError) as error:
+        fetch_libsvm_sets(("ijcnn1", "ijcnn1_test"), "regsel_ijcnn1")
+    message = str(error.value)
+    for libsvm_name, name in (("ijcnn1", "ijcnn1.bz2"),
+                              ("ijcnn1_test", "ijcnn1.t.bz2")):
+        assert (f"{libsvm / name} (LIBSVM data set '{libsvm_name}') is "
+                "damaged: it is not a valid svmlight file") in message
+        assert f"moved aside to {libsvm / name}.corrupt" in message
+    # One damaged, one missing: both named.
+    (libsvm / "ijcnn1.t.bz2.corrupt").rename(libsvm / "ijcnn1.t.bz2")
+    with pytest.raises(DamagedDataError) as error:
+        fetch_libsvm_sets(("ijcnn1", "ijcnn1_test"), "regsel_ijcnn1")
+    message = str(error.value)
+    assert f"{libsvm / 'ijcnn1.t.bz2'} (LIBSVM data set 'ijcnn1_test') is " \
+        "damaged" in message
+    assert f"LIBSVM data set 'ijcnn1' is not in {libsvm}" in message
 
 
 def test_random_bytes_are_named_and_kept(libsvm):
@@ -251,6 +276,24 @@ def test_a_damaged_extracted_file_is_extracted_again_from_its_gz(
     assert f"{images} (MNIST) was damaged: its header announces 20 x 28 x 28" \
         in capsys.readouterr().out
     assert (raw / "t10k-images-idx3-ubyte.corrupt").exists()
+
+
+def test_extracted_files_take_the_permissions_of_their_archive(
+        tmp_path, offline, monkeypatch):
+    write_random_set(tmp_path, "MNIST", n_train=40, n_test=20)
+    raw = tmp_path / "MNIST" / "raw"
+    resources = []
+    for mode, name in zip((0o644, 0o640, 0o604, 0o600), MNIST_FILES):
+        archive = raw / f"{name}.gz"
+        archive.write_bytes(gzip.compress((raw / name).read_bytes()))
+        archive.chmod(mode)
+        (raw / name).unlink()
+        resources.append((archive.name,
+                          hashlib.md5(archive.read_bytes()).hexdigest()))
+    monkeypatch.setattr(datasets.MNIST, "resources", resources)
+    load_torchvision_split("MNIST", tmp_path, True, "hyperclean_mnist")
+    for mode, name in zip((0o644, 0o640, 0o604, 0o600), MNIST_FILES):
+        assert stat.S_IMODE((raw / name).stat().st_mode) == mode, name
 
 
 def test_every_missing_file_is_named_in_one_message(tmp_path, offline):

@@ -6,7 +6,10 @@ import re
 
 import pytest
 
+from benchopt.utils.parametrized_name_mixin import _extract_options
 from conftest import BENCHMARK, ROOT
+
+from benchmark_utils.device import DEVICE_PATTERN
 
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
@@ -96,3 +99,25 @@ def test_readme_lists_every_solver(solvers):
     readme = README.read_text()
     missing = [s.name for s in solvers if f"| `{s.name}` |" not in readme]
     assert not missing, f"README.md's solver table lacks {missing}"
+
+
+#: A selection as the docs write it: ``-d``, ``-s`` or ``-o`` and a quoted
+#: pattern.
+SELECTION = re.compile(r'-([dso]) "([^"]+)"')
+
+
+def test_documented_selections_are_read_by_benchopt_as_meant():
+    documented = {selection for path in [README, *DOCS.glob("*.md")]
+                  for selection in SELECTION.findall(path.read_text())}
+    devices = []
+    for kind, pattern in documented:
+        # benchopt's own parser of -d / -s / -o patterns: it raises on a
+        # spelling it cannot read.
+        name, args, parameters = _extract_options(pattern)
+        assert name and not args, pattern
+        if kind == "o":
+            devices += [parameters["device"]] if "device" in parameters \
+                else []
+    assert "cuda:1" in devices
+    for device in devices:
+        assert re.fullmatch(DEVICE_PATTERN, device), device

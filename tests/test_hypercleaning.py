@@ -3,6 +3,7 @@ corruption, the objective's hypergradient, and LancBiO on real digits."""
 import gzip
 import hashlib
 import os
+import math
 import urllib.error
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from benchmark_utils.data import MissingDataError
 from benchmark_utils.data.mnist_family import (TORCHVISION_SETS,
                                                load_torchvision_split)
 from benchmark_utils.problems.hypercleaning import (
-    build_hypercleaning_problem, corrupt_labels, image_features)
+    build_hypercleaning_problem, corrupt_labels, corrupted_f1, image_features)
 from benchmark_utils.testing.idx_files import write_random_set, write_split
 
 #: The folder of real test-set files (the MNIST and Fashion-MNIST test
@@ -254,3 +255,21 @@ def test_no_preconditioner_without_a_ridge(real_mnist_test_set):
         real_mnist_test_set, None, TORCHVISION_SETS["MNIST"][1:], 100, 50,
         0.5, 0.0, seed=0, n_test=50)
     assert problem.hessian_preconditioner(problem.x0, problem.y0) is None
+
+
+def test_corrupted_f1_counts_flagged_samples_and_is_nan_without_corruption():
+    corrupted = torch.tensor([True, True, False, False, True])
+    # Flagged (x < 0): samples 0, 2 and 3; one true positive of three
+    # corrupted: F1 = 2 * 1 / (3 + 3).
+    x = torch.tensor([-1.0, 2.0, -0.5, -3.0, 1.0])
+    assert corrupted_f1(x, corrupted) == 2 / 6
+    assert corrupted_f1(-x, corrupted) == 2 * 2 / (2 + 3)
+    assert math.isnan(corrupted_f1(x, torch.zeros(5, dtype=torch.bool)))
+    images = torch.randint(0, 256, (60, 6, 6),
+                           generator=torch.Generator().manual_seed(0))
+    clean = build_hypercleaning_problem(
+        (images, torch.arange(60) % 10), None, (0.3, 0.3), n_train=30,
+        n_val=15, corruption_rate=0.0, reg=0.01, seed=0, n_test=15)
+    metrics = clean.test_metrics(clean.x0, clean.y0)
+    assert math.isnan(metrics["corrupted_f1"])
+    assert 0 <= metrics["test_accuracy"] <= 1

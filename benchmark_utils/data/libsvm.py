@@ -46,14 +46,22 @@ def libsvm_folder():
 
 def fetch_libsvm_sets(libsvm_names, dataset_name):
     """[(features, labels)] of the LIBSVM sets ``libsvm_names``
-    (:func:`fetch_libsvm_set`); the sets that are neither on disk nor
-    downloadable are named together in one :class:`MissingDataError`."""
-    fetched, missing = [], []
+    (:func:`fetch_libsvm_set`). Every set is tried: the damaged files are
+    named together in one :class:`DamagedDataError` (which names the
+    missing sets too), else the sets that are neither on disk nor
+    downloadable in one :class:`MissingDataError`."""
+    fetched, missing, damaged = [], [], []
     for libsvm_name in libsvm_names:
         try:
             fetched.append(fetch_libsvm_set(libsvm_name, dataset_name))
         except MissingDataError as error:
             missing.append((libsvm_name, error.__cause__))
+        except DamagedDataError as error:
+            damaged.append(str(error))
+    if damaged:
+        if missing:
+            damaged.append(_missing_message(missing, dataset_name))
+        raise DamagedDataError(" ".join(damaged))
     if missing:
         raise MissingDataError(_missing_message(missing, dataset_name))
     return fetched

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import shutil
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -163,9 +164,9 @@ def _idx_problem(path):
 
 
 def _extract(archive, md5, extracted):
-    """Extract ``archive`` into ``extracted`` (through a temporary name)
-    after checking its md5 and that its gzip stream is complete; what is
-    wrong with it, or None."""
+    """Extract ``archive`` into ``extracted`` (through a temporary name,
+    with the archive's permissions) after checking its md5 and that its
+    gzip stream is complete; what is wrong with it, or None."""
     with open(archive, "rb") as file:
         digest = hashlib.md5(file.read()).hexdigest()
     if digest != md5:
@@ -179,6 +180,9 @@ def _extract(archive, md5, extracted):
         except (EOFError, OSError) as error:
             os.unlink(temporary.name)
             return f"its gzip stream cannot be read to its end ({error})"
+    # A temporary file is readable by its owner alone: the extracted data
+    # is as readable as the archive it comes from.
+    os.chmod(temporary.name, stat.S_IMODE(os.stat(archive).st_mode))
     os.replace(temporary.name, extracted)
     return None
 

@@ -13,6 +13,8 @@ minibatch, g averages its B training samples' terms (each with its own
 weight sigma(x_i)) and keeps the whole ridge; f averages its B validation
 samples'.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -267,19 +269,29 @@ class HyperCleaningProblem(BilevelProblem):
 
     def test_metrics(self, x, y):
         """Held-out metrics of the solver's classifier ``y``, and how well
-        the learnt weights flag the corrupted samples (sigma(x_i) < 1/2)."""
+        the learnt weights flag the corrupted samples (sigma(x_i) < 1/2):
+        their F1 score, NaN where no sample was corrupted (no recall to
+        speak of)."""
         test_logits = self.logits(y, self.test_features)
         val_logits = self.logits(y, self.val_features)
-        flagged = x < 0
-        true_positives = float((flagged & self.corrupted).sum())
-        flagged_or_corrupted = float(flagged.sum() + self.corrupted.sum())
         return dict(
             test_accuracy=accuracy(test_logits, self.test_labels),
             test_loss=float(F.cross_entropy(test_logits, self.test_labels)),
             val_accuracy=accuracy(val_logits, self.val_labels),
-            corrupted_f1=(2 * true_positives / flagged_or_corrupted
-                          if flagged_or_corrupted else 0.0),
+            corrupted_f1=corrupted_f1(x, self.corrupted),
         )
+
+
+def corrupted_f1(x, corrupted):
+    """The F1 score of the samples that the weights sigma(x_i) < 1/2 flag,
+    against the ``corrupted`` ones: 2 TP / (flagged + corrupted); NaN where
+    none was corrupted."""
+    n_corrupted = int(corrupted.sum())
+    if n_corrupted == 0:
+        return math.nan
+    flagged = x < 0
+    true_positives = int((flagged & corrupted).sum())
+    return 2 * true_positives / (int(flagged.sum()) + n_corrupted)
 
 
 def accuracy(logits, labels):
