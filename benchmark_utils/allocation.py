@@ -8,6 +8,8 @@ checked against the device's free memory before it is allocated
 lower. Anything else that runs out of memory (:func:`is_allocation_failure`)
 is reported with the size PyTorch asked for.
 """
+import re
+
 import torch
 
 
@@ -55,10 +57,12 @@ def allocation_failure_message(what, error, advice):
     if isinstance(error, InsufficientMemoryError):
         return str(error)
     lines = str(error).strip().splitlines()
-    # PyTorch's CPU message starts with its source location; its useful
-    # part is the last line ("DefaultCPUAllocator: can't allocate memory:
-    # you tried to allocate N bytes. Error code 12 (...)").
-    detail = lines[-1] if lines else type(error).__name__
+    # PyTorch's CPU message starts with its source location and check
+    # ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator:
+    # can't allocate memory: you tried to allocate N bytes. ..."): the rest
+    # of its last line says what was asked for.
+    detail = (re.sub(r"^\[enforce fail at [^\]]*\] [^.]*\. ", "", lines[-1])
+              if lines else type(error).__name__)
     free = available_cpu_memory()
     available = ("" if free is None
                  else f"; {readable(free)} is available on this machine")

@@ -10,6 +10,7 @@ written.
 import gzip
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from conftest import ROOT
 from torchvision import datasets
 from torchvision.datasets import mnist as torchvision_mnist
 
-from benchmark_utils.data import DamagedDataError, MissingDataError
+from benchmark_utils.data import (BilevelDataset, DamagedDataError,
+                                  MissingDataError)
 from benchmark_utils.data.libsvm import (fetch_libsvm_set,
                                         fetch_libsvm_sets)
 from benchmark_utils.data.mnist_family import load_torchvision_split
@@ -328,6 +330,42 @@ def benchopt_run(tmp_path, *args, env=None):
         "run", ".", *args, "--max-runs", "2", "--timeout", "60", "--no-plot",
         "--no-cache", "--output", str(output), env=env)
     return completed, output
+
+
+def test_a_dataset_larger_than_the_memory_costs_nothing_else(tmp_path):
+    # The synthetic problem's n x n matrices at n = 200,000: 1.7 TiB.
+    completed, output = benchopt_run(
+        tmp_path, "-d", "quadratic[dim_x=5,dim_y=10]", "-d",
+        "synthetic[n=200000]", "-s", "LancBiO")
+    log = completed.stdout + completed.stderr
+    assert completed.returncode == 0, log
+    assert "Traceback" not in log
+    assert re.search(r"The synthetic problem at n=200000 \(dense n x n "
+                     r"matrices in float64\) needs 1\.7 TiB, more than the "
+                     r"[0-9.]+ [GMT]iB free on cpu: lower n \(the memory "
+                     r"grows as n\^2\)\.", log), log
+    assert set(pd.read_parquet(output)["dataset_name"]) == {
+        "quadratic[dim_x=5,dim_y=10,kappa=100.0]"}
+
+
+class AllocationFailure(BilevelDataset):
+    """A dataset whose problem asks PyTorch for 800 TB."""
+
+    name = "allocation-failure"
+
+    def build_problem(self):
+        torch.empty(10 ** 14, dtype=torch.float64)
+
+
+def test_an_allocation_failure_while_building_is_a_skip_reason():
+    data = AllocationFailure.get_instance().get_data()
+    assert data["problem"] is None
+    assert re.fullmatch(
+        r"The dataset allocation-failure ran out of memory \(DefaultCPU"
+        r"Allocator: can't allocate memory: you tried to allocate "
+        r"800000000000000 bytes\. Error code 12 \(Cannot allocate memory\)"
+        r"; [0-9.]+ [GMT]iB is available on this machine\): use smaller "
+        r"sizes or a machine with more memory\.", data["unusable"])
 
 
 def test_bad_parameters_cost_nothing_else(tmp_path):
