@@ -12,6 +12,7 @@ from benchmark_utils.metrics import (SECOND_ORDER_METRICS, DivergenceRule,
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
 from benchmark_utils.oracles import HVP_MODES, Oracles, check_closed_form
+from benchmark_utils.run_output import claim_output
 from benchmark_utils.stopping import SolverTimeBudget
 from benchmark_utils.validation import ParameterError, check_choice
 
@@ -94,6 +95,7 @@ class Objective(BaseObjective):
         and the measured oracle costs."""
         self._set_up_for = None
         device, dtype = self.check_parameters()
+        claim_output(self)
         self.problem = problem.to(device, dtype)
         # The reference is built from the dataset's float64 data, not from
         # the (possibly float32-rounded) copy the solvers work on.

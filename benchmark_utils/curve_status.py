@@ -26,13 +26,14 @@ by a parallel backend's worker, or served from benchopt's cache, is marked
 in the console and in the results but does not change the exit status.
 """
 import atexit
-import multiprocessing
 import os
 import sys
 import traceback
 from pathlib import Path
 
 from benchopt.utils import terminal_output
+
+from benchmark_utils.run_output import in_benchopt_run_process
 
 #: The statuses of a curve that ended diverged or failed, its points kept.
 DIVERGED = "diverged"
@@ -75,7 +76,7 @@ def report_failure(curve, message, where, details=None, output_folder=None):
     if details and output_folder is None:
         print(details, file=sys.stderr, flush=True)
     FAILED_CURVES.append((str(curve), message))
-    if len(FAILED_CURVES) == 1 and _in_benchopt_run_process():
+    if len(FAILED_CURVES) == 1 and in_benchopt_run_process():
         # Registered now, after every library's handler: it runs first,
         # then runs the others itself before setting the status.
         atexit.register(_exit_with_failure_status)
@@ -83,27 +84,6 @@ def report_failure(curve, message, where, details=None, output_folder=None):
 
 def traceback_text(error):
     return "".join(traceback.format_exception(error))
-
-
-def run_output_folder(component):
-    """The folder benchopt gives the curve of ``component`` (a solver or an
-    objective) for its files, or None where there is none (outside
-    ``benchopt run``, or with ``--no-cache``)."""
-    context = getattr(component, "_run_context", None)
-    if context is None:
-        return None
-    try:
-        return context.get_run_output_path()
-    except (RuntimeError, TypeError, OSError):
-        return None
-
-
-def _in_benchopt_run_process():
-    """True in the main process of a ``benchopt run`` command (not in a
-    parallel worker, a test session or a script that runs solvers)."""
-    return (multiprocessing.current_process().name == "MainProcess"
-            and len(sys.argv) > 1 and sys.argv[1] == "run"
-            and Path(sys.argv[0]).name in ("benchopt", "__main__.py"))
 
 
 def _exit_with_failure_status():

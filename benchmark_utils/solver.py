@@ -14,9 +14,10 @@ import torch
 from benchopt import BaseSolver
 
 from benchmark_utils.curve_status import (failure_message, report_failure,
-                                          run_output_folder, traceback_text)
+                                          traceback_text)
 from benchmark_utils.device import synchronize, synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
+from benchmark_utils.run_output import interrupt_message, run_output_folder
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
 from benchmark_utils.tuned_steps import TUNED, TUNED_CONFIGS, tuned_step
 from benchmark_utils.validation import ParameterError, check_positive
@@ -160,6 +161,16 @@ class BilevelSolver(BaseSolver):
         self.n_outer, self.failure = 0, None
         if "batch_size" in self._parameters:
             self.restart_batches()
+        try:
+            self.iterate(callback, timed_callback)
+        except KeyboardInterrupt:
+            print(interrupt_message(self), flush=True)
+            raise
+
+    def iterate(self, callback, timed_callback):
+        """The outer iterations, from the state's set-up, while
+        ``timed_callback`` says go on; a failure ends them
+        (:meth:`end_on_failure`)."""
         try:
             self.init_state()
         except Exception as error:

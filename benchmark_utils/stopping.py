@@ -7,6 +7,7 @@ import time
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
 from benchmark_utils.curve_status import DIVERGED, FAILED, STATUS_KEYS
+from benchmark_utils.run_output import write_curve
 
 #: The wall-clock guard: a curve also ends once it has run (solver time and
 #: evaluations together) for this many times its solver-time budget plus
@@ -38,6 +39,10 @@ class SolverTimeBudget(SufficientProgressCriterion):
     (``objective_failed``: its solver raised, or its evaluation ran past
     its time limit) ends with 'failed (points kept)'
     (:mod:`benchmark_utils.curve_status`).
+
+    **A finished curve is written at once** to its output folder
+    (:func:`benchmark_utils.run_output.write_curve`), so that a run stopped
+    before benchopt writes its results file keeps it.
     """
 
     def get_runner_instance(self, max_runs=1, timeout=None, **kwargs):
@@ -51,6 +56,13 @@ class SolverTimeBudget(SufficientProgressCriterion):
         return criterion
 
     def should_stop(self, stop_val, objective_list):
+        stop, status, next_stop_val = self._should_stop(stop_val,
+                                                        objective_list)
+        if stop:
+            write_curve(self.solver, objective_list)
+        return stop, status, next_stop_val
+
+    def _should_stop(self, stop_val, objective_list):
         last = objective_list[-1]
         if last.get("objective_failed", False):
             self.debug("the curve failed: it ends here and is kept")

@@ -2,8 +2,10 @@
 README's example solver, and a diverging solver beside a converging one."""
 import math
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 
@@ -137,3 +139,72 @@ def test_a_raising_and_a_diverging_curve_are_kept_and_named(tmp_path):
     # The traceback is in the curve's output folder.
     traceback_path = re.search(r"Traceback: (.+)", completed.stdout)[1]
     assert "raise RuntimeError" in open(traceback_path).read()
+
+
+SLOW_SOLVER = '''
+import time
+
+from benchmark_utils.solver import BilevelSolver
+
+
+class Solver(BilevelSolver):
+    """Gradient steps on y, each after a pause of some seconds."""
+
+    name = "slow"
+    parameters = {"pause": [0.0]}
+    parameter_template = "pause={pause}"
+
+    def step(self, x, y, v):
+        time.sleep(self.pause)
+        return x, y - 0.01 * self.oracles.grad_inner(x, y), v
+'''
+
+
+def test_an_interrupted_run_keeps_its_finished_curves_and_holds_its_name(
+        tmp_path):
+    solver_file = tmp_path / "slow_solver.py"
+    solver_file.write_text(SLOW_SOLVER)
+    output = tmp_path / "results.parquet"
+    run = ["run", ".", "-d", SMALL_QUADRATIC, "--max-runs", "10",
+           "--timeout", "600", "--no-plot", "--no-cache",
+           "--output", str(output)]
+    # Two curves, one after the other: without a pause (it ends at once),
+    # then with pauses of 60 s, during which the run is interrupted.
+    first = subprocess.Popen(
+        [sys.executable, "-m", "benchopt", *run, "-s",
+         f"{solver_file}[pause=[0.0,60.0]]"], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        start = time.time()
+        while not list((tmp_path / "results").rglob("curve.parquet")):
+            assert first.poll() is None, first.communicate()
+            assert time.time() - start < 300
+            time.sleep(0.2)
+        assert (tmp_path / "results.lock").read_text() == str(first.pid)
+        # A second run under the same name is refused while the first lives.
+        second = subprocess.run(
+            [sys.executable, "-m", "benchopt", *run, "-s", "SOBA"], cwd=ROOT,
+            capture_output=True, text=True, timeout=600)
+        assert second.returncode == 1
+        assert (f"Another benchopt run (process {first.pid}) is writing its "
+                f"results under the same output name ({tmp_path / 'results'}"
+                ".parquet") in second.stdout
+        assert not output.exists()
+        first.send_signal(signal.SIGINT)
+        log, _ = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert ("Interrupted: the curves that finished are kept in benchopt's "
+            "cache (unless --no-cache)") in log
+    assert f"scripts/collect_curves.py {tmp_path / 'results'}` merges" in log
+    assert not output.exists()   # benchopt wrote no results file
+    collected = subprocess.run(
+        [sys.executable, "scripts/collect_curves.py",
+         str(tmp_path / "results")], cwd=ROOT, capture_output=True,
+        text=True, timeout=120)
+    assert collected.returncode == 0, collected.stderr
+    df = pd.read_parquet(tmp_path / "results_collected.parquet")
+    assert set(df["solver_name"]) == {"slow[pause=0.0]"}
+    assert len(df) == 11   # the start and 10 evaluations
+    # The lock went with the first run.
+    assert not (tmp_path / "results.lock").exists()

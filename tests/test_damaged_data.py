@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+from conftest import BENCHMARK, ROOT
 from torchvision import datasets
 from torchvision.datasets import mnist as torchvision_mnist
 
@@ -366,6 +366,26 @@ def test_an_allocation_failure_while_building_is_a_skip_reason():
         r"800000000000000 bytes\. Error code 12 \(Cannot allocate memory\)"
         r"; [0-9.]+ [GMT]iB is available on this machine\): use smaller "
         r"sizes or a machine with more memory\.", data["unusable"])
+
+
+def test_an_objective_set_up_that_runs_out_of_memory_skips_the_dataset(
+        quadratic, monkeypatch):
+    objective_class = BENCHMARK.get_benchmark_objective()
+
+    def out_of_memory(problem):
+        torch.empty(10 ** 14, dtype=torch.float64)
+
+    monkeypatch.setattr(sys.modules[objective_class.__module__],
+                        "ReferenceMetrics", out_of_memory)
+    objective = objective_class.get_instance(device="cpu")
+    skip, reason = objective.skip(quadratic)
+    assert skip
+    assert reason.startswith(
+        "Setting up the objective on the quadratic problem (device=cpu, "
+        "dtype=float64) ran out of memory (DefaultCPUAllocator: can't "
+        "allocate memory: you tried to allocate 800000000000000 bytes.")
+    assert reason.endswith(": use a smaller dataset or a device with more "
+                           "memory.")
 
 
 def test_bad_parameters_cost_nothing_else(tmp_path):
