@@ -65,9 +65,10 @@ SHORT_CURVE = 0.9
 REQUIRED_COLUMNS = ("solver_name", "dataset_name", "base_seed", "idx_rep",
                     "stop_val", "time", "objective_value",
                     "objective_hypergrad_norm")
-#: A boolean column the objective adds; a table without it has no
-#: diverged point.
+#: Boolean columns the objective adds; a table without them has no
+#: diverged or failed point.
 DIVERGED_COLUMN = "objective_diverged"
+FAILED_COLUMN = "objective_failed"
 
 
 def normalize(value):
@@ -338,15 +339,16 @@ def curve_score(curve, budget):
     linearly converging curve) and constant after its last point; the area
     over [0, budget] is divided by ``budget``. hypergrad_norm is floored at
     HYPERGRAD_FLOOR times its starting value. The score is +inf
-    (disqualified) when a point is marked diverged, when the value,
+    (disqualified) when a point is marked diverged or failed (its solver
+    raised, or an evaluation ran out of time), when the value,
     hypergrad_norm or time of a point is not finite, or when the last value
     is above the first one.
     """
     if not budget > 0:
         raise ValueError(f"the budget must be positive, got {budget!r}")
     curve = curve.sort_values("stop_val")
-    if (DIVERGED_COLUMN in curve
-            and curve[DIVERGED_COLUMN].eq(True).any()):
+    if any(column in curve and curve[column].eq(True).any()
+           for column in (DIVERGED_COLUMN, FAILED_COLUMN)):
         return math.inf
     value = curve["objective_value"].to_numpy(dtype=float)
     norm = curve["objective_hypergrad_norm"].to_numpy(dtype=float)

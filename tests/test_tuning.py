@@ -124,6 +124,20 @@ def test_a_diverged_candidate_is_never_chosen():
     assert chosen == ("auto", 1.0)
 
 
+def test_a_failed_candidate_is_never_chosen():
+    # A solver that raised after reaching a small hypergradient norm: its
+    # last point (the last iterate) is finite, and marked failed.
+    failed = [curve(outer(10.0), seed, [0.0, 0.1, 0.2],
+                    [1.0, 1e-9, 1e-9], values=[1.0, 0.5, 0.5]).assign(
+                        objective_failed=[False, False, True])
+              for seed in SEEDS]
+    assert curve_score(failed[0], 1.0) == math.inf
+    chosen, scores = choose(
+        failed + [scored(outer(1.0), seed, -0.5) for seed in SEEDS])
+    assert scores[("auto", 10.0)] == math.inf
+    assert chosen == ("auto", 1.0)
+
+
 def test_a_candidate_without_the_diverged_column_or_finite_metrics():
     rows = curve(outer(1.0), 1, [0.0, 1.0], [1.0, 1e-3], values=[1.0, 0.5])
     assert curve_score(rows.drop(columns="objective_diverged"), 1.0) == (
