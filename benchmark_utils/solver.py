@@ -19,7 +19,8 @@ from benchmark_utils.device import synchronize, synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
 from benchmark_utils.run_output import interrupt_message, run_output_folder
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
-from benchmark_utils.tuned_steps import TUNED, TUNED_CONFIGS, tuned_step
+from benchmark_utils.tuned_parameters import (STEP_SIZE_PREFIX, TUNED,
+                                              TUNED_CONFIGS, tuned_value)
 from benchmark_utils.validation import ParameterError, check_positive
 
 #: Safety margin on the power-iteration estimate of the inner Lipschitz
@@ -126,6 +127,11 @@ class BilevelSolver(BaseSolver):
             self._inner_lipschitz = None
         self.oracles = oracles
         self.x0, self.y0 = x0, y0
+        # A parameter of the tuning space given as 'tuned' takes its tuned
+        # value (the step sizes resolve theirs in step_size, below).
+        for name, value in self._parameters.items():
+            if value == TUNED and not name.startswith(STEP_SIZE_PREFIX):
+                setattr(self, name, self.tuned(name))
         for parameter, attribute in STEP_SIZES.items():
             if parameter in self._parameters:
                 setattr(self, attribute,
@@ -249,11 +255,9 @@ class BilevelSolver(BaseSolver):
         (``step_size_outer``): a positive number, in units of the problem's
         ``outer_step_unit`` (see :meth:`on_x`). Any of them: 'tuned', for
         the value that the tuning protocol chose for this solver on the
-        run's dataset (:func:`benchmark_utils.tuned_steps.tuned_step`)."""
+        run's dataset (:meth:`tuned`)."""
         if value == TUNED:
-            context = self._run_context
-            value = tuned_step(self, name, None if context is None
-                               else context.dataset_name)
+            value = self.tuned(name)
         if name == "step_size_outer":
             check_positive(name, value)
             return self.on_x(float(value))
@@ -261,6 +265,14 @@ class BilevelSolver(BaseSolver):
             return 1.0 / (LIPSCHITZ_MARGIN * self.inner_lipschitz())
         check_positive(name, value)
         return float(value)
+
+    def tuned(self, name):
+        """The value that the tuning protocol chose for the parameter
+        ``name`` of this curve on the run's dataset
+        (:func:`benchmark_utils.tuned_parameters.tuned_value`)."""
+        context = self._run_context
+        return tuned_value(self, name, None if context is None
+                           else context.dataset_name)
 
     def on_x(self, step):
         """A step that moves x, in the problem's ``outer_step_unit`` (1 but

@@ -1,21 +1,34 @@
-"""The step-size tuning protocol (docs/tuning.md): which parameters are
-tuned, the grid of each, the score of one curve of a results table and the
-rule that picks one candidate per solver and problem.
+"""The tuning protocol (docs/tuning.md): what is searched for each solver
+curve, how a candidate runs and is scored, when a candidate that falls
+behind is stopped, and the rule that picks one.
 
-``scripts/tune_step_sizes.py`` runs the protocol with benchopt and writes
-the tuned run configs; everything here works on plain values and on
-benchopt's results table, so that the selection can be tested and rerun
-without running a solver.
+The search itself is Optuna's (Akiba et al., KDD 2019): a TPE sampler
+(Bergstra et al., NeurIPS 2011) proposes candidates in the space of
+:class:`SearchSpace`, asynchronous successive halving (Li et al., MLSys
+2020) stops a candidate whose score at a fraction of the budget is not in
+the best third of those that reached it, and every trial lands in a
+SQLite study, so that a tuning can be stopped, resumed and inspected. What
+is the benchmark's own is here: the space (the steps and each solver's
+declared ``tuning_space``), the score, the run of a candidate in this
+process through benchopt's callback and the benchmark's stopping rule, and
+the selection rule. ``scripts/tune.py`` drives it and writes the tuned run
+configs.
 """
-import ast
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import optuna
+import pandas as pd
+from benchopt.callback import _Callback
 from benchopt.utils.parametrized_name_mixin import (_get_used_parameters,
                                                    product_param)
+from benchopt.utils.run_context import RunContext
 
 from benchmark_utils.solver import LIPSCHITZ_MARGIN
-from benchmark_utils.tuned_steps import STEP_SIZE_PREFIX, TUNED
+from benchmark_utils.stopping import SolverTimeBudget
+from benchmark_utils.tuned_parameters import (STEP_SIZE_PREFIX, TUNED,
+                                              tunable_parameters)
 
 #: Of the step sizes (the parameters named STEP_SIZE_PREFIX...), as
 #: ``BilevelSolver.step_size`` reads them: ``step_size_outer`` moves x, in
@@ -24,29 +37,24 @@ from benchmark_utils.tuned_steps import STEP_SIZE_PREFIX, TUNED
 #: is a step on a function with the lower level's curvature, and 'auto'
 #: is 1 / (1.1 L).
 OUTER_STEP = "step_size_outer"
-#: Coordinate search tunes the steps in this order, the other step names
-#: (``step_size_joint``) between the last two: the lower level and the
-#: linear system first, because how large a step x tolerates depends on how
-#: well y and v track their targets; x last, with them set.
-TUNING_ORDER = ("step_size_inner", "step_size_linsys", OUTER_STEP)
 #: Step sizes that a solver's variant never reads, by (solver name, the
-#: parameter values that make the variant): tuning them would rerun one
-#: curve five times. AmIGO-CG solves A v = b by conjugate gradient, which
-#: has no step.
+#: parameter values that make the variant): searching them would waste
+#: trials. AmIGO-CG solves A v = b by conjugate gradient, which has no
+#: step.
 UNUSED_STEP_SIZES = (
     ("AmIGO", {"inner_solver": "cg"}, ("step_size_linsys",)),
 )
 
-#: The grid: GRID_SIZE values GRID_RATIO apart, centred on the default.
-GRID_RATIO = math.sqrt(10.0)
-GRID_SIZE = 5
+#: A step is searched log-uniformly within this factor of its default on
+#: both sides (10^1.5: from 0.0316 to 31.6 times the default).
+STEP_SPAN = 10.0 ** 1.5
 #: Gradient descent on a function of curvature at most L is stable for
-#: steps below 2 / L; the grid's y and v steps stay below this many times
+#: steps below 2 / L; y and v steps stay below this many times
 #: 1 / (LIPSCHITZ_MARGIN L), the margin of 'auto', because the power
 #: iteration's L is a lower bound.
 STABILITY_LIMIT = 2.0
-#: Grid values other than a default are rounded to this many significant
-#: digits, so that curve labels and tuned configs stay readable.
+#: Searched steps are rounded to this many significant digits, so that
+#: curve labels and tuned configs stay readable.
 SIGNIFICANT_DIGITS = 3
 
 #: hypergrad_norm is floored at this fraction of its value at the start
@@ -56,73 +64,26 @@ HYPERGRAD_FLOOR = 1e-12
 #: Two candidates whose scores differ by less than this (in decades of
 #: hypergrad_norm, averaged over the budget: a factor of 1.023) tie; the
 #: one closer to the default wins, so that a rerun of the protocol does not
-#: change a step on a difference that small.
+#: change a parameter on a difference that small.
 TIE_TOLERANCE = 0.01
-#: A curve whose last point comes before this fraction of the budget is
-#: reported as short (:meth:`TuningCurve.short_curves`).
-SHORT_CURVE = 0.9
+
+#: Successive halving: a candidate's score is compared at these fractions
+#: of the budget (its "rungs", in percent: 1/9 and 1/3), and it goes on
+#: only if it is in the best 1 / REDUCTION_FACTOR of the candidates that
+#: reached the rung before it.
+REDUCTION_FACTOR = 3
+RUNGS = (11, 33)
+#: The Optuna sampler's first trials, after the default, are drawn at
+#: random (TPE needs a few to model from).
+N_STARTUP_TRIALS = 5
+
 #: The columns of benchopt's results table that the score reads.
-REQUIRED_COLUMNS = ("solver_name", "dataset_name", "base_seed", "idx_rep",
-                    "stop_val", "time", "objective_value",
+REQUIRED_COLUMNS = ("stop_val", "time", "objective_value",
                     "objective_hypergrad_norm")
 #: Boolean columns the objective adds; a table without them has no
 #: diverged or failed point.
 DIVERGED_COLUMN = "objective_diverged"
 FAILED_COLUMN = "objective_failed"
-
-
-def normalize(value):
-    """A parameter value as it compares across results tables: benchopt
-    writes a ``p_solver_*`` column holding both 'auto' and numbers as
-    strings, integers as floats and None as NaN. Numbers become floats,
-    'auto' and other words stay strings, NaN becomes None."""
-    if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            return value
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return None if value is None else bool(value)
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return None if math.isnan(value) else float(value)
-    return value
-
-
-def step_size_names(params):
-    """The step-size parameters among ``params`` (names), in tuning
-    order."""
-    names = [name for name in params if name.startswith(STEP_SIZE_PREFIX)]
-    others = sorted(name for name in names if name not in TUNING_ORDER)
-    order = [*TUNING_ORDER[:-1], *others, TUNING_ORDER[-1]]
-    return [name for name in order if name in names]
-
-
-def tuned_step_sizes(solver_name, params):
-    """The step sizes that the curve ``solver_name`` with ``params`` reads,
-    in tuning order."""
-    unused = {step for name, variant, steps in UNUSED_STEP_SIZES
-              if name == solver_name
-              and all(params.get(key) == value
-                      for key, value in variant.items())
-              for step in steps}
-    return [name for name in step_size_names(params) if name not in unused]
-
-
-def resolve_step(name, value, lipschitz):
-    """A step size as a number, for distances between grid values: 'auto'
-    is 1 / (LIPSCHITZ_MARGIN L), as ``BilevelSolver.step_size`` resolves
-    it; an outer step stays in the problem's ``outer_step_unit``."""
-    if value == "auto":
-        if name == OUTER_STEP:
-            raise ValueError(f"{OUTER_STEP} is never 'auto'")
-        return 1.0 / (LIPSCHITZ_MARGIN * lipschitz)
-    return float(value)
-
-
-def stability_cap(lipschitz):
-    """The largest y or v step of a grid: STABILITY_LIMIT / (1.1 L), i.e.
-    below 2 / L for the true L as long as the estimate is within 10%."""
-    return STABILITY_LIMIT / (LIPSCHITZ_MARGIN * lipschitz)
 
 
 def round_significant(value, down=False):
@@ -136,64 +97,142 @@ def round_significant(value, down=False):
     return rounded
 
 
-def step_size_grid(name, default, lipschitz):
-    """The values of step size ``name`` that the protocol tries, smallest
-    first.
+def format_value(value):
+    """A parameter value as a benchopt selection string writes it."""
+    return value if isinstance(value, str) else repr(value)
 
-    The default (an 'auto' default resolved to 1 / (1.1 L)) times
-    GRID_RATIO ** k for k = 2, 1, 0, -1, -2: five log-spaced values a
-    factor sqrt(10) apart. A y or v step (any step but ``step_size_outer``)
-    is capped by stability: a value above :func:`stability_cap` is clipped
-    to the cap (twice the 'auto' step), the duplicates that clipping makes
-    are dropped, and the grid goes on downwards (k = -3, -4, ...) until it
-    holds five values. For an 'auto' default the grid is thus 'auto' times
-    10^-1.5, 10^-1, 10^-0.5, 1 and 2. The default keeps its own spelling
-    (``'auto'``, or its number); other values are rounded to
-    SIGNIFICANT_DIGITS digits, the cap downwards.
-    """
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched parameter: log-uniform in [low, high], integers for a
+    parameter whose default and bounds are integers.
+
+    ``default`` is the curve's value as the solver spells it (a number, or
+    'auto'), ``center`` the same as a number; a candidate at ``center``
+    keeps the default's spelling."""
+
+    name: str
+    low: float
+    high: float
+    default: object
+    center: float
+    integer: bool
+
+    def suggest(self, trial):
+        """A value drawn by ``trial`` (an Optuna trial)."""
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low),
+                                     int(self.high), log=True)
+        return self.value(trial.suggest_float(self.name, self.low,
+                                              self.high, log=True))
+
+    def value(self, sampled):
+        """A drawn value as a candidate holds it: an integer, the default
+        itself, or a float rounded to SIGNIFICANT_DIGITS digits (towards 0
+        at the upper bound, a stability cap)."""
+        if self.integer:
+            return int(sampled)
+        if sampled == self.center:
+            return self.center
+        rounded = round_significant(sampled)
+        return (round_significant(self.high, down=True)
+                if rounded > self.high else rounded)
+
+    def spelling(self, value):
+        """``value`` as the solver's parameter: the default's own spelling
+        at the default."""
+        return self.default if value == self.center else value
+
+    def describe(self):
+        kind = "integers" if self.integer else "log-uniform"
+        low, high = (int(self.low), int(self.high)) if self.integer else (
+            f"{self.low:.3g}", f"{self.high:.3g}")
+        return (f"{self.name} in [{low}, {high}] ({kind}; default "
+                f"{format_value(self.default)})")
+
+
+def resolve_step(name, value, lipschitz):
+    """A step size as a number: 'auto' is 1 / (LIPSCHITZ_MARGIN L), as
+    ``BilevelSolver.step_size`` resolves it; an outer step stays in the
+    problem's ``outer_step_unit``."""
+    if value == "auto":
+        if name == OUTER_STEP:
+            raise ValueError(f"{OUTER_STEP} is never 'auto'")
+        return 1.0 / (LIPSCHITZ_MARGIN * lipschitz)
+    return float(value)
+
+
+def stability_cap(lipschitz):
+    """The largest y or v step searched: STABILITY_LIMIT / (1.1 L), i.e.
+    below 2 / L for the true L as long as the estimate is within 10%."""
+    return STABILITY_LIMIT / (LIPSCHITZ_MARGIN * lipschitz)
+
+
+def step_dimension(name, default, lipschitz):
+    """The search range of step size ``name`` around its ``default``: a
+    factor STEP_SPAN on both sides, a y or v step capped by stability."""
     center = resolve_step(name, default, lipschitz)
-    cap = math.inf if name == OUTER_STEP else stability_cap(lipschitz)
-    grid, k = {}, (GRID_SIZE - 1) // 2
-    while len(grid) < GRID_SIZE:
-        if k == 0 and center <= cap:
-            value = default
-        else:
-            value = round_significant(min(center * GRID_RATIO ** k, cap))
-            if value > cap:
-                value = round_significant(cap, down=True)
-        grid.setdefault(resolve_step(name, value, lipschitz), value)
-        k -= 1
-    return [grid[key] for key in sorted(grid)]
+    high = center * STEP_SPAN
+    if name != OUTER_STEP:
+        high = max(min(high, stability_cap(lipschitz)), center)
+    return Dimension(name, center / STEP_SPAN, high, default, center,
+                     integer=False)
+
+
+def declared_dimension(name, bounds, default):
+    """The search range that a solver's ``tuning_space`` declares for
+    ``name``: ``bounds = (low, high)``, integers when both are."""
+    low, high = bounds
+    integer = all(isinstance(bound, int) and not isinstance(bound, bool)
+                  for bound in bounds)
+    return Dimension(name, float(low), float(high), default,
+                     int(default) if integer else float(default), integer)
+
+
+def step_size_names(solver_name, params):
+    """The step sizes that the curve ``solver_name`` with ``params``
+    reads."""
+    unused = {step for name, variant, steps in UNUSED_STEP_SIZES
+              if name == solver_name
+              and all(params.get(key) == value
+                      for key, value in variant.items())
+              for step in steps}
+    return [name for name in params if name.startswith(STEP_SIZE_PREFIX)
+            and name not in unused]
 
 
 def solver_curves(solver_class, selection=None):
-    """The parameter sets (one curve each) of ``solver_class`` whose steps
-    the protocol tunes: those that ``selection`` (a benchopt selection
-    dict; the class defaults when None) expands to, merged when they differ
-    only in their step sizes (the first one's steps are the defaults). A
-    step given as 'tuned' (a run config that runs the tuned steps, such as
+    """The parameter sets (one curve each) of ``solver_class`` that the
+    protocol tunes: those that ``selection`` (a benchopt selection dict;
+    the class defaults when None) expands to, merged when they differ only
+    in tunable parameters (the first one's are the defaults). A parameter
+    given as 'tuned' (a run config that runs the tuned parameters, such as
     the quickstart) is tuned from its class default."""
     curves = {}
+    defaults = next(product_param(solver_class.parameters))
     for params in _get_used_parameters(solver_class, selection or {}):
-        params = {key: (solver_class.parameters[key][0] if value == TUNED
-                        else value) for key, value in params.items()}
+        params = {key: (defaults[key] if value == TUNED else value)
+                  for key, value in params.items()}
+        tunable = set(tunable_parameters(solver_class, params))
         fixed = tuple((key, repr(value)) for key, value in params.items()
-                      if not key.startswith(STEP_SIZE_PREFIX))
+                      if key not in tunable)
         curves.setdefault(fixed, params)
     return list(curves.values())
 
 
-class TuningCurve:
-    """One solver curve on one problem: its parameters, the steps tuned and
-    their grids. A *candidate* is a tuple of step values, one per entry of
-    ``steps``, normalized (:func:`normalize`).
+class SearchSpace:
+    """What the protocol searches for one solver curve on one problem: the
+    steps it reads (:func:`step_dimension`) and the parameters that its
+    solver's ``tuning_space`` declares (numbers of inner steps, Neumann
+    terms, unrolled steps...: :func:`declared_dimension`). A *candidate*
+    is a dict {parameter: value}.
 
     Parameters
     ----------
     solver_class : type
         The benchopt solver class.
     params : dict
-        The curve's full parameters, steps at their defaults.
+        The curve's full parameters, tunable ones at their defaults.
     lipschitz : float
         The largest eigenvalue of d2_yy g at the start, as
         ``BilevelSolver.inner_lipschitz`` estimates it.
@@ -203,120 +242,77 @@ class TuningCurve:
         self.solver_class, self.params = solver_class, dict(params)
         self.name = solver_class.name
         self.lipschitz = float(lipschitz)
-        self.steps = tuple(tuned_step_sizes(self.name, self.params))
-        self.default = tuple(normalize(self.params[step])
-                             for step in self.steps)
+        declared = getattr(solver_class, "tuning_space", {})
+        self.check_declared(declared)
+        self.dimensions = [
+            step_dimension(name, self.params[name], self.lipschitz)
+            for name in step_size_names(self.name, self.params)] + [
+            declared_dimension(name, bounds, self.params[name])
+            for name, bounds in declared.items()]
+        for d in self.dimensions:
+            if not d.low <= d.center <= d.high:
+                raise ValueError(
+                    f"{self.name}'s default {d.name}={d.default!r} is "
+                    f"outside its search range [{d.low:g}, {d.high:g}]")
+        self.default = {d.name: d.center for d in self.dimensions}
+        searched = {d.name for d in self.dimensions}
         self.fixed = {key: value for key, value in self.params.items()
-                      if key not in self.steps}
+                      if key not in searched}
 
-    def grid(self, step):
-        return [normalize(value) for value in step_size_grid(
-            step, self.params[step], self.lipschitz)]
+    def suggest(self, trial):
+        return {d.name: d.suggest(trial) for d in self.dimensions}
 
-    def resolved(self, candidate):
-        return tuple(resolve_step(step, value, self.lipschitz)
-                     for step, value in zip(self.steps, candidate))
-
-    def distance_to_default(self, candidate):
-        """Sum over the steps of |log10(value / default)|."""
-        return sum(abs(math.log10(value / default)) for value, default in
-                   zip(self.resolved(candidate),
-                       self.resolved(self.default)))
-
-    def coordinate_candidates(self, incumbent, step):
-        """The candidates of one coordinate-search step: ``incumbent`` with
-        ``step`` set to each value of its grid (and to its own value)."""
-        position = self.steps.index(step)
-        values = self.grid(step)
-        if incumbent[position] not in values:
-            values.append(incumbent[position])
-        return [incumbent[:position] + (value,) + incumbent[position + 1:]
-                for value in values]
+    def candidate(self, trial_params):
+        """The candidate of a finished trial's parameters."""
+        return {d.name: d.value(trial_params[d.name])
+                for d in self.dimensions}
 
     def parameters(self, candidate):
-        """The curve's full parameters with the steps of ``candidate``."""
-        return {**self.params, **dict(zip(self.steps, candidate))}
+        """The curve's full parameters with ``candidate``."""
+        return {**self.params, **{d.name: d.spelling(candidate[d.name])
+                                  for d in self.dimensions}}
+
+    def distance_to_default(self, candidate):
+        """Sum over the parameters of |log10(value / default)|."""
+        return sum(abs(math.log10(candidate[d.name] / d.center))
+                   for d in self.dimensions)
 
     def selection(self, candidate):
         """A benchopt selection string for the curve with ``candidate``:
-        every step tuned, and every other parameter whose value is not the
-        class's only default, so that it selects this curve alone."""
+        every searched parameter, and every other parameter whose value is
+        not the class's only default, so that it selects this curve
+        alone."""
         defaults = list(product_param(self.solver_class.parameters))
         shown = [key for key, value in self.fixed.items()
                  if len({repr(d[key]) for d in defaults}) > 1
                  or repr(defaults[0][key]) != repr(value)]
         params = {**{key: self.fixed[key] for key in shown},
-                  **dict(zip(self.steps, candidate))}
+                  **{d.name: d.spelling(candidate[d.name])
+                     for d in self.dimensions}}
         return f"{self.name}[" + ",".join(
             f"{key}={format_value(value)}"
             for key, value in params.items()) + "]"
 
-    def rows(self, results):
-        """The rows of ``results`` that belong to this curve (any step
-        values), by the ``p_solver_*`` columns of its fixed parameters. A
-        table without the column of a parameter predates it: its rows ran
-        at the class default, and belong to a curve at that default."""
-        mask = results["solver_name"].str.partition("[")[0] == self.name
-        default = next(product_param(self.solver_class.parameters))
-        for key, value in self.fixed.items():
-            column = f"p_solver_{key}"
-            if column not in results:
-                if repr(value) == repr(default[key]):
-                    continue
-                return results.iloc[:0]
-            mask &= results[column].map(normalize).map(
-                lambda cell, wanted=normalize(value): cell == wanted)
-        return results[mask]
+    def check_declared(self, declared):
+        """A ValueError naming what is wrong with the solver's declared
+        ``tuning_space``: a name that is not a parameter of the solver or
+        is a step, or bounds that are not positive and ordered."""
+        parameters = set(self.params)
+        for name, bounds in declared.items():
+            if name not in parameters:
+                raise ValueError(f"{self.name}'s tuning_space names "
+                                 f"{name!r}, which is not one of its "
+                                 "parameters")
+            if name.startswith(STEP_SIZE_PREFIX):
+                raise ValueError(f"{self.name}'s tuning_space names the step "
+                                 f"{name!r}: steps are searched anyway")
+            if not (len(bounds) == 2 and 0 < bounds[0] < bounds[1]):
+                raise ValueError(f"{self.name}'s tuning_space gives {name} "
+                                 f"the bounds {bounds!r}: (low, high) with "
+                                 "0 < low < high")
 
-    def curves(self, results):
-        """Yield (candidate, seed, rows) for each curve of this one in
-        ``results`` (rows of one dataset), the seed as (base_seed,
-        idx_rep)."""
-        rows = self.rows(results)
-        if rows.empty:
-            return
-        for step in self.steps:
-            if f"p_solver_{step}" not in rows:
-                raise ValueError(f"the results table has no column "
-                                 f"'p_solver_{step}' ({self.name}'s step)")
-        candidates = list(zip(*(rows[f"p_solver_{step}"].map(normalize)
-                                for step in self.steps))) or [()] * len(rows)
-        # Grouped by the candidate's repr: pandas would unpack tuple keys.
-        by_repr = {repr(candidate): candidate for candidate in candidates}
-        for (key, base_seed, idx_rep), curve in rows.groupby(
-                [[repr(c) for c in candidates], "base_seed", "idx_rep"]):
-            yield by_repr[key], (base_seed, idx_rep), curve
-
-    def candidate_scores(self, results, budget):
-        """{candidate: median over the tuning seeds of its curve's score}
-        for the candidates of this curve in ``results`` (rows of one
-        dataset). The tuning seeds are those of the curve's rows (seed and
-        repetition): a candidate without a curve for one of them (a failed
-        run) scores +inf on it."""
-        per_seed = {}
-        for candidate, seed, curve in self.curves(results):
-            per_seed.setdefault(candidate, {})[seed] = curve_score(
-                curve, budget)
-        seeds = {seed for scores in per_seed.values() for seed in scores}
-        return {candidate: float(np.median(
-            [scores.get(seed, math.inf) for seed in seeds]))
-            for candidate, scores in per_seed.items()}
-
-    def short_curves(self, results, budget):
-        """(how many, of how many) of this one's qualified curves in
-        ``results`` stop before SHORT_CURVE of the budget: they reached
-        --max-runs or stalled first, or the wall-clock guard cut their
-        evaluations short; their last value is held to the budget."""
-        scored = [(curve_score(curve, budget), curve["time"].max())
-                  for _, _, curve in self.curves(results)]
-        qualified = [end for score, end in scored if score < math.inf]
-        return (sum(end < SHORT_CURVE * budget for end in qualified),
-                len(qualified))
-
-
-def format_value(value):
-    """A parameter value as a benchopt selection string writes it."""
-    return value if isinstance(value, str) else repr(value)
+    def describe(self):
+        return [d.describe() for d in self.dimensions]
 
 
 def check_columns(results):
@@ -346,7 +342,7 @@ def curve_score(curve, budget):
     """
     if not budget > 0:
         raise ValueError(f"the budget must be positive, got {budget!r}")
-    curve = curve.sort_values("stop_val")
+    curve = pd.DataFrame(curve).sort_values("stop_val")
     if any(column in curve and curve[column].eq(True).any()
            for column in (DIVERGED_COLUMN, FAILED_COLUMN)):
         return math.inf
@@ -367,17 +363,154 @@ def curve_score(curve, budget):
     return float(np.trapezoid(log_norms, times) / budget)
 
 
-def select_candidate(scores, curve):
-    """The candidate that the protocol picks among ``scores``
-    ({candidate: median score}) for ``curve``: the lowest score; among the
-    candidates within TIE_TOLERANCE of it, the closest to the default
-    (:meth:`TuningCurve.distance_to_default`), then the smallest steps.
-    When every candidate is disqualified (+inf), that is the one closest to
-    the default."""
-    if not scores:
-        raise ValueError(f"no candidate of {curve.name} to select from")
-    best = min(scores.values())
-    tied = [candidate for candidate, score in scores.items()
+def select_candidate(scored, space):
+    """The candidate that the protocol picks among ``scored`` ([(candidate,
+    score)], the candidates that ran the whole budget) for ``space``: the
+    lowest score; among the candidates within TIE_TOLERANCE of it, the
+    closest to the default (:meth:`SearchSpace.distance_to_default`), then
+    the smallest values. When every candidate is disqualified (+inf), that
+    is the one closest to the default."""
+    if not scored:
+        raise ValueError(f"no candidate of {space.name} to select from")
+    best = min(score for _, score in scored)
+    tied = [candidate for candidate, score in scored
             if score <= best + TIE_TOLERANCE]
     return min(tied, key=lambda candidate: (
-        curve.distance_to_default(candidate), curve.resolved(candidate)))
+        space.distance_to_default(candidate),
+        [candidate[d.name] for d in space.dimensions]))
+
+
+class PruningBudget(SolverTimeBudget):
+    """The benchmark's stopping rule (the same solver-time budget and
+    divergence rule as a benchopt run) that also reports a candidate's
+    score to its Optuna ``trial`` at each rung (:data:`RUNGS`, percent of
+    the budget) and ends the curve when the pruner says so. Set ``trial``
+    (and ``protected``, for a candidate that is never stopped: the
+    default) on the runner instance."""
+
+    trial = None
+    protected = False
+    pruned = False
+
+    def _should_stop(self, stop_val, objective_list):
+        stop, status, next_stop_val = super()._should_stop(stop_val,
+                                                           objective_list)
+        if self.trial is None:
+            return stop, status, next_stop_val
+        time = objective_list[-1]["time"]
+        for rung in RUNGS:
+            rung_time = rung / 100 * self.solver_time_budget
+            # A curve that ends before a rung (converged and stalled, or
+            # at max-runs) holds its last value there, as in its score.
+            if rung in self.reported or (time < rung_time and not stop):
+                continue
+            self.reported.add(rung)
+            self.trial.report(curve_score(objective_list, rung_time), rung)
+            if not (stop or self.protected) and self.trial.should_prune():
+                self.pruned = True
+                return True, "pruned", next_stop_val
+        return stop, status, next_stop_val
+
+
+def set_up_problem(benchmark, dataset_class, dataset_params, seed,
+                   objective_params=None):
+    """The benchmark's objective set up on an instance of the dataset, as
+    ``benchopt run --seed SEED`` sets up its repetition 0: (objective,
+    dataset). An unusable dataset is a ValueError with benchopt's skip
+    reason."""
+    objective = benchmark.get_benchmark_objective().get_instance(
+        **(objective_params or {}))
+    dataset = dataset_class.get_instance(**dataset_params)
+    RunContext().set_run_context(objective, dataset, None, repetition=0,
+                                 base_seed=seed)
+    skip, reason = objective._set_dataset(dataset)
+    if skip:
+        raise ValueError(f"{dataset} cannot be tuned: {reason}")
+    return objective, dataset
+
+
+def run_curve(objective, dataset, solver_class, params, budget, max_runs,
+              seed, trial=None, protected=False):
+    """Run one curve in this process, as a sequential ``benchopt run`` runs
+    it (benchopt's callback, the benchmark's stopping rule with its
+    solver-time ``budget`` and ``max_runs`` evaluations), on the
+    ``objective`` that :func:`set_up_problem` set up. Returns its rows; an
+    Optuna ``trial`` gets its rung scores and may end it
+    (:class:`optuna.TrialPruned`). A curve that its solver skips (a
+    parameter out of range, a memory that would not fit) has no rows."""
+    solver = solver_class.get_instance(**params)
+    RunContext().set_run_context(objective, dataset, solver, repetition=0,
+                                 base_seed=seed)
+    skip, _ = solver._set_objective(objective)
+    if skip:
+        return []
+    base = objective.stopping_criterion
+    criterion = PruningBudget(
+        strategy=base.strategy, key_to_monitor=base.key_to_monitor,
+        minimize=base.minimize, **base.kwargs).get_runner_instance(
+            max_runs=max_runs, timeout=budget, solver=solver)
+    criterion.trial, criterion.protected = trial, protected
+    criterion.reported = set()
+    meta = dict(dataset_name=str(dataset), solver_name=str(solver),
+                base_seed=seed, idx_rep=0)
+    solver._warm_up()
+    callback = _Callback(objective, solver, meta, criterion)
+    callback.start()
+    solver.run(callback)
+    curve, _, _ = callback.get_results()
+    if criterion.pruned:
+        raise optuna.TrialPruned()
+    return curve
+
+
+def make_study(storage, name, seed):
+    """The Optuna study of one curve: TPE from ``seed`` (the default's
+    trial first, then N_STARTUP_TRIALS random ones), successive halving at
+    :data:`RUNGS`, kept in ``storage`` (an SQLite URL) under ``name``; an
+    existing study of that name is resumed."""
+    return optuna.create_study(
+        storage=storage, study_name=name, direction="minimize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=N_STARTUP_TRIALS, multivariate=True),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=RUNGS[0], reduction_factor=REDUCTION_FACTOR))
+
+
+def tune_curve(study, space, run, n_trials):
+    """Run the study to ``n_trials`` finished trials (complete or pruned):
+    the default first, never stopped early, then the sampler's candidates.
+    ``run(candidate, trial, protected)`` runs one and returns its score. A
+    trial left running by an interrupted tuning is marked failed and does
+    not count; the default runs again if it did not finish."""
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    if not any(trial.user_attrs.get("default") and trial.state in (
+            optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.WAITING) for trial in trials):
+        study.enqueue_trial(space.default, user_attrs={"default": True})
+    finished = (optuna.trial.TrialState.COMPLETE,
+                optuna.trial.TrialState.PRUNED)
+    done = sum(trial.state in finished for trial in trials)
+    while done < n_trials:
+        trial = study.ask()
+        candidate = space.suggest(trial)
+        try:
+            score = run(candidate, trial,
+                        bool(trial.user_attrs.get("default")))
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, score)
+        done += 1
+
+
+def finished_candidates(study, space):
+    """[(candidate, score, is_default)] of the study's trials that ran the
+    whole budget."""
+    return [(space.candidate(trial.params), trial.value,
+             bool(trial.user_attrs.get("default")))
+            for trial in study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]

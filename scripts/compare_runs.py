@@ -3,8 +3,9 @@ metric within a time budget, for each dataset and solver curve, in a run
 before a change (for example at the default step sizes) and after it (at
 the tuned ones).
 
-Curves are matched by solver and by their parameters other than the step
-sizes (``step_size_*``), so ``SOBA[inner=auto,outer=1.0]`` meets
+Curves are matched by solver and by their parameters other than the ones
+that the tuning protocol tunes (the step sizes ``step_size_*`` and the
+solver's ``tuning_space``), so ``SOBA[inner=auto,outer=1.0]`` meets
 ``SOBA[inner=tuned,outer=tuned]``. The cells are those of the
 ``budget_table`` plot (docs/budget_plots.md): the median over repetitions
 of each repetition's best within the budget; a curve that cannot rank
@@ -21,25 +22,34 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from benchopt.benchmark import Benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_utils.plotting.budget import (  # noqa: E402
     best_within_budget, disqualified_runs)
-from benchmark_utils.tuned_steps import STEP_SIZE_PREFIX  # noqa: E402
+from benchmark_utils.tuned_parameters import STEP_SIZE_PREFIX  # noqa: E402
+
+#: The parameters of each solver that the tuning protocol tunes besides
+#: the steps.
+TUNING_SPACES = {cls.name: set(getattr(cls, "tuning_space", {}))
+                 for cls in Benchmark(ROOT).get_solvers()}
 
 
 def curve_keys(df):
-    """solver_name -> (solver, its non-step parameters that are set)."""
+    """solver_name -> (solver, its untuned parameters that are set)."""
     params = [column for column in df.columns
               if column.startswith("p_solver_")
               and not column[len("p_solver_"):].startswith(STEP_SIZE_PREFIX)]
     keys = {}
     for _, row in df.drop_duplicates("solver_name").iterrows():
+        name = row["solver_name"].split("[")[0]
+        tuned = TUNING_SPACES.get(name, set())
         fixed = tuple((column[len("p_solver_"):], str(row[column]))
-                      for column in params if pd.notna(row[column]))
-        keys[row["solver_name"]] = (row["solver_name"].split("[")[0], fixed)
+                      for column in params if pd.notna(row[column])
+                      and column[len("p_solver_"):] not in tuned)
+        keys[row["solver_name"]] = (name, fixed)
     return keys
 
 

@@ -27,6 +27,11 @@ class Solver(BilevelSolver):
         "barrier_coefficient": [0.5],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high), integers on a log scale.
+    tuning_space = {
+        "n_inner_steps": (1, 100),
+    }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},joint={step_size_joint},"
         "eta={barrier_coefficient},batch={batch_size}")

@@ -27,6 +27,12 @@ class Solver(BilevelSolver):
         "penalty_init, penalty_growth, penalty_max": [(1.0, 1.0, 1e3)],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high) on a log scale, integers where both bounds are.
+    tuning_space = {
+        "n_inner_steps": (1, 100),
+        "penalty_growth": (0.1, 10.0),
+    }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},outer={step_size_outer},"
         "lambda={penalty_init}+{penalty_growth}k<={penalty_max},"

@@ -25,6 +25,11 @@ class Solver(BilevelSolver):
         "step_size_outer": [1.0],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high), integers on a log scale.
+    tuning_space = {
+        "n_inner_steps": (1, 1000),
+    }
     parameter_template = (
         "T={n_inner_steps},K={n_backprop_steps},inner={step_size_inner},"
         "outer={step_size_outer},batch={batch_size}")

@@ -48,6 +48,11 @@ class Solver(BilevelSolver):
         "orthogonality_tol": [1e-2],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high), integers on a log scale.
+    tuning_space = {
+        "n_inner_steps": (1, 100),
+    }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},outer={step_size_outer},"
         "m={subspace_dim}..{max_subspace_dim}x{subspace_growth}"

@@ -41,6 +41,12 @@ class Solver(BilevelSolver):
         "penalty_init, penalty_growth, penalty_max": [(1.0, 0.05, 100.0)],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high) on a log scale, integers where both bounds are.
+    tuning_space = {
+        "n_inner_steps": (1, 100),
+        "penalty_growth": (0.005, 0.5),
+    }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},outer={step_size_outer},"
         "gamma={penalty_init}+{penalty_growth}k<={penalty_max},"

@@ -24,6 +24,11 @@ class Solver(BilevelSolver):
         "step_size_outer": [1.0],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high), integers on a log scale.
+    tuning_space = {
+        "n_inner_steps": (1, 100),
+    }
     parameter_template = (
         "T={n_inner_steps},inner={step_size_inner},"
         "linsys={step_size_linsys},outer={step_size_outer},"

@@ -36,6 +36,11 @@ class Solver(BilevelSolver):
         "batch_size": ["full"],
         "decay_inner, decay_outer, decay_momentum": [(1 / 3, 1 / 3, 2 / 3)],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high), integers on a log scale.
+    tuning_space = {
+        "n_neumann_steps": (1, 1000),
+    }
     parameter_template = (
         "Q={n_neumann_steps},inner={step_size_inner},"
         "linsys={step_size_linsys},outer={step_size_outer},"

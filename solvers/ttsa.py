@@ -27,6 +27,11 @@ class Solver(BilevelSolver):
         "decay_inner, decay_outer": [(0.4, 0.6)],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high), integers on a log scale.
+    tuning_space = {
+        "n_neumann_steps": (1, 1000),
+    }
     parameter_template = (
         "Q={n_neumann_steps},inner={step_size_inner},"
         "linsys={step_size_linsys},outer={step_size_outer},"

@@ -31,6 +31,12 @@ class Solver(BilevelSolver):
         "period": ["auto"],
         "batch_size": ["full"],
     }
+    # What the tuning protocol searches besides the steps (docs/tuning.md):
+    # (low, high), integers on a log scale.
+    tuning_space = {
+        "n_inner_steps": (1, 100),
+        "n_neumann_steps": (1, 1000),
+    }
     parameter_template = (
         "T={n_inner_steps},Q={n_neumann_steps},inner={step_size_inner},"
         "linsys={step_size_linsys},outer={step_size_outer},period={period},"

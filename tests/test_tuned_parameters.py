@@ -1,14 +1,16 @@
-"""Step sizes given as 'tuned' (benchmark_utils/tuned_steps.py): read from
-the tuned run config of the run's dataset, for the entry of the solver's
-own curve; and every curve of the two quickstarts finds its entry in the
-committed configs."""
+"""Parameters given as 'tuned' (benchmark_utils/tuned_parameters.py): read
+from the tuned run config of the run's dataset, for the entry of the
+solver's own curve; and every curve of the two quickstarts finds its entry
+in the committed configs."""
 import pytest
 import yaml
 from benchopt.utils.parametrized_name_mixin import _get_used_parameters
 from benchopt.utils.run_context import RunContext
 from conftest import BENCHMARK, ROOT, get_solver_class, make_objective
 
-from benchmark_utils import tuned_steps
+from benchmark_utils import tuned_parameters
+from benchmark_utils.tuned_parameters import tunable_parameters
+from benchmark_utils.tuning import step_size_names
 
 DATASET = "quadratic[dim_x=10,dim_y=20,kappa=10.0]"
 TUNED_CONFIG = {
@@ -19,6 +21,8 @@ TUNED_CONFIG = {
         "step_size_outer=0.5]",
         "AmIGO[inner_solver=cg,step_size_inner=auto,step_size_outer=4.0]",
         "LancBiO[step_size_inner=0.03,step_size_outer=2.0]",
+        "stocBiO[step_size_inner=0.01,step_size_linsys=0.02,"
+        "step_size_outer=0.5,n_inner_steps=3,n_neumann_steps=57]",
     ],
 }
 
@@ -28,7 +32,7 @@ def tuned_dir(tmp_path, monkeypatch):
     """A tuned-config folder holding TUNED_CONFIG, in place of
     configs/tuned/."""
     (tmp_path / "quadratic.yml").write_text(yaml.safe_dump(TUNED_CONFIG))
-    monkeypatch.setattr(tuned_steps, "TUNED_CONFIGS", tmp_path)
+    monkeypatch.setattr(tuned_parameters, "TUNED_CONFIGS", tmp_path)
     return tmp_path
 
 
@@ -82,12 +86,25 @@ def test_other_parameters_are_another_curve(tuned_dir, quadratic):
         set_up("SubBiO", quadratic, step_size_inner="tuned")
 
 
+def test_tuned_truncation_lengths_are_the_entry_of_the_run_dataset(
+        tuned_dir, quadratic):
+    solver = set_up("stocBiO", quadratic, n_neumann_steps="tuned",
+                    n_inner_steps="tuned", step_size_linsys="tuned")
+    assert (solver.n_neumann_steps, solver.n_inner_steps) == (57, 3)
+    assert solver.linsys_step == 0.02
+    # Given ones stay, and still find the entry of their curve.
+    solver = set_up("stocBiO", quadratic, n_neumann_steps=20,
+                    step_size_linsys="tuned")
+    assert (solver.n_neumann_steps, solver.linsys_step) == (20, 0.02)
+
+
 def test_an_untuned_dataset_is_named(tuned_dir, quadratic):
     other = "quadratic[dim_x=10,dim_y=20,kappa=100.0]"
     with pytest.raises(ValueError, match=r"step_size_inner='tuned': no run "
                        r"config in .* is tuned for the dataset "
                        r"quadratic\[dim_x=10,dim_y=20,kappa=100.0\]; give "
-                       r"step_size_inner a number or 'auto', or tune it"):
+                       r"step_size_inner a value, or tune it: python "
+                       r"scripts/tune.py"):
         set_up("SOBA", quadratic, dataset_name=other,
                step_size_inner="tuned")
 
@@ -123,20 +140,28 @@ def quickstart_curves(name):
             if "tuned" in params.values()]
 
 
-def test_the_quickstarts_run_every_solver_at_tuned_steps():
+def test_the_quickstarts_run_every_solver_at_tuned_parameters():
     names = {name: {cls.name for _, cls, _ in quickstart_curves(name)}
              for name in QUICKSTARTS}
     every_solver = {cls.name for cls in BENCHMARK.get_solvers()}
     assert names["quickstart.yml"] == every_solver - STOCHASTIC_ONLY
     assert names["stochastic_quickstart.yml"] == every_solver - {
         "AID-exact"}
+    # Every parameter that the protocol tunes, not only the steps.
+    for name in QUICKSTARTS:
+        for _, cls, params in quickstart_curves(name):
+            searched = {*step_size_names(cls.name, params),
+                        *getattr(cls, "tuning_space", {})}
+            assert {key for key in searched if params[key] != "tuned"} == (
+                set()), (name, cls.name)
+            assert set(tunable_parameters(cls, params)) >= searched
 
 
 @pytest.mark.parametrize("name", QUICKSTARTS)
-def test_every_quickstart_curve_finds_its_tuned_steps(name):
+def test_every_quickstart_curve_finds_its_tuned_parameters(name):
     for dataset, cls, params in quickstart_curves(name):
-        steps = [key for key, value in params.items() if value == "tuned"]
+        tuned = [key for key, value in params.items() if value == "tuned"]
         solver = cls.get_instance(**params)
-        for step in steps:
-            value = tuned_steps.tuned_step(solver, step, dataset)
-            assert value == "auto" or float(value) > 0, (dataset, step)
+        for key in tuned:
+            value = tuned_parameters.tuned_value(solver, key, dataset)
+            assert value == "auto" or float(value) > 0, (dataset, key)
