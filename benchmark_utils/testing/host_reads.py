@@ -6,8 +6,9 @@ that lives on the device (``item()``, ``float(t)``, ``int(t)``,
 wait until the queue has run up to it, and so do the operations whose
 output size depends on the data (``nonzero``, boolean-mask indexing,
 ``masked_select``, ``unique``, ``repeat_interleave`` without its output
-size) and ``torch.equal``. Each is a stall of the queue, the one place
-where a GPU run waits for the host's Python. :class:`HostReads` counts
+size) and ``torch.equal``, and a blocking copy between the host and the
+device. Each is a stall of the queue, the one place where a GPU run waits
+for the host's Python. :class:`HostReads` counts
 them on any device, the CPU included, so that a test can bound them
 before a GPU is there: a ``TorchDispatchMode`` sees every aten operation
 (the scalar reads all pass through ``aten._local_scalar_dense``), and
@@ -29,6 +30,7 @@ that made it, as ``path:qualified name``.
 import sys
 import weakref
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -67,7 +69,25 @@ def _is_mask(value):
                                                                torch.uint8)
 
 
-def _reads_device(func, args, kwargs):
+def _is_blocking_transfer(func, args, kwargs):
+    """A copy between the host and another device without
+    ``non_blocking=True``: PyTorch waits for the device's queue after it (a
+    copy to the device from the host's pageable memory is staged at once
+    with ``non_blocking=True``, and waits for nothing)."""
+    if func is aten._to_copy.default:
+        source, target = args[0].device, kwargs.get("device")
+    elif func is aten.copy_.default:
+        target, source = args[0].device, args[1].device
+    else:
+        return False
+    if target is None or (source.type == "cpu") == (target.type == "cpu"):
+        return False
+    non_blocking = (args[2] if func is aten.copy_.default and len(args) > 2
+                    else kwargs.get("non_blocking", False))
+    return not non_blocking
+
+
+def _reads_value(func, args, kwargs):
     if func in READING_OPS:
         return True
     if func in INDEXING_OPS:
@@ -128,16 +148,17 @@ class HostReads(TorchDispatchMode):
         kwargs = kwargs or {}
         inputs = [leaf for leaf in tree_leaves((args, kwargs))
                   if isinstance(leaf, torch.Tensor)]
-        if _reads_device(func, args, kwargs) and not (
-                inputs and all(map(self._on_host, inputs))):
+        from_host = bool(inputs) and all(map(self._on_host, inputs))
+        if _is_blocking_transfer(func, args, kwargs) or (
+                _reads_value(func, args, kwargs) and not from_host):
             self.reads[read_site()] += 1
         output = func(*args, **kwargs)
         generator = kwargs.get("generator")
-        host_draw = (generator is not None
-                     and generator.device.type == "cpu")
-        if host_draw or (inputs and all(map(self._on_host, inputs))):
+        if from_host or (generator is not None
+                         and generator.device.type == "cpu"):
             for leaf in tree_leaves(output):
-                if isinstance(leaf, torch.Tensor):
+                if isinstance(leaf, torch.Tensor) and leaf.device.type == (
+                        "cpu"):
                     self._mark_on_host(leaf)
         return output
 
@@ -158,34 +179,130 @@ class HostReads(TorchDispatchMode):
         return super().__exit__(*exc)
 
 
+@dataclass(frozen=True)
+class SolverReads:
+    """What a solver reads back per outer iteration at its steady state,
+    on a problem without sparse data, the same in full batch and on
+    minibatches: ``fixed`` reads, plus ``per_hvp`` per HVP and
+    ``per_inner_gradient`` per gradient of g that the iteration spends
+    (for a method whose solves stop at a tolerance), all at ``sites``
+    (:func:`read_site`) and for ``purpose``."""
+    fixed: int = 0
+    per_hvp: int = 0
+    per_inner_gradient: int = 0
+    sites: tuple = ()
+    purpose: str = ""
+
+    def expected(self, n_hvp, n_inner_gradients):
+        """The reads of an iteration that spent ``n_hvp`` HVPs and
+        ``n_inner_gradients`` gradients of g."""
+        return (self.fixed + self.per_hvp * n_hvp
+                + self.per_inner_gradient * n_inner_gradients)
+
+    def describe(self):
+        """The count in words, for docs/solvers.md."""
+        terms = [f"{self.fixed}"] if self.fixed or not (
+            self.per_hvp or self.per_inner_gradient) else []
+        terms += [f"{count} per {unit}" for count, unit in (
+            (self.per_hvp, "HVP"),
+            (self.per_inner_gradient, "gradient of g")) if count]
+        return " + ".join(terms)
+
+
+#: The reads of every solver that reads anything back (the others read
+#: nothing: ``SolverReads()``); docs/solvers.md's table is generated from
+#: it (``scripts/make_docs.py``), and ``tests/test_host_reads.py`` measures
+#: every solver against it.
+SOLVER_READS = {
+    "LancBiO": SolverReads(
+        fixed=1, sites=("benchmark_utils/linalg/krylov.py:"
+                        "LanczosProcess.extend",),
+        purpose="beta_{j+1}, the new pivot of T_j = L D L^T and the "
+        "overlap of the new vector with the basis, read together: whether "
+        "the Lanczos process stops and restarts (after a restart, the norm "
+        "of the new start comes back with them)"),
+    "AID-exact": SolverReads(
+        per_hvp=1, per_inner_gradient=3,
+        sites=("benchmark_utils/linalg/krylov.py:conjugate_gradient",
+               "benchmark_utils/linalg/inner_loops.py:newton_cg"),
+        purpose="the stopping tests of its solves to a tolerance: conjugate "
+        "gradient's residual norm before each product and after the last "
+        "(||b|| with the first); per Newton step (one gradient of g each), "
+        "the gradient's norm, its conjugate-gradient solve's first test, "
+        "and the step's acceptance and stopping test (g at y and at the "
+        "full step, the slope, the norms of the step and of the new y) in "
+        "one read"),
+}
+
+
+def solver_reads_spec(name):
+    """:data:`SOLVER_READS` of solver ``name`` (nothing for most)."""
+    return SOLVER_READS.get(name, SolverReads())
+
+
+@dataclass
+class IterationReads:
+    """The host reads of one outer iteration, by site, and the HVPs and
+    gradients of g it spent (in full-batch passes)."""
+    reads: Counter
+    n_hvp: float
+    n_inner_gradients: float
+
+    @property
+    def total(self):
+        return sum(self.reads.values())
+
+
 class ReadsPerIteration:
     """A solver's callback that lets ``warmup`` outer iterations run, then
-    counts the host reads of each of the next ``n_iterations`` ones:
-    ``per_iteration`` is a list of ``Counter`` of read sites, one per
-    iteration."""
+    counts the host reads of each of the next ``n_iterations`` ones, and
+    what each spent of ``oracles``: ``per_iteration``, a list of
+    :class:`IterationReads`."""
 
-    def __init__(self, warmup, n_iterations):
+    def __init__(self, oracles, warmup, n_iterations):
+        self.oracles = oracles
         self.warmup, self.n_iterations = warmup, n_iterations
         self.counter, self.calls = HostReads(), 0
         self.per_iteration = []
+        self._spent, self._active = None, False
+
+    def _spent_so_far(self):
+        # Gradients of g alone: n_grad also counts those of f.
+        return (self.oracles.n_hvp, self.oracles._inner_grad_samples
+                / self.oracles._n_inner)
 
     def __call__(self):
         counted = self.calls - self.warmup
-        if counted == 0:
-            self.counter.__enter__()
-        elif counted > 0:
-            self.per_iteration.append(Counter(self.counter.reads))
+        if counted > 0:
+            self.close()
+            (hvp, inner), (hvp_before, inner_before) = (
+                self._spent_so_far(), self._spent)
+            self.per_iteration.append(IterationReads(
+                Counter(self.counter.reads), hvp - hvp_before,
+                inner - inner_before))
             self.counter.clear()
-            if counted == self.n_iterations:
-                self.counter.__exit__(None, None, None)
         self.calls += 1
-        return self.calls <= self.warmup + self.n_iterations
+        if not 0 <= counted < self.n_iterations:
+            return counted < 0
+        self._spent = self._spent_so_far()
+        self.counter.__enter__()
+        self._active = True
+        return True
+
+    def close(self):
+        """Stop counting (also when the run ended with an error)."""
+        if self._active:
+            self.counter.__exit__(None, None, None)
+            self._active = False
 
 
 def solver_reads(solver, warmup, n_iterations):
     """The host reads of each of ``n_iterations`` outer iterations of a
     set-up ``solver``, after ``warmup`` ones, run through ``solver.run``:
-    a list of ``Counter`` of read sites."""
-    callback = ReadsPerIteration(warmup, n_iterations)
-    solver.run(callback)
+    a list of :class:`IterationReads`."""
+    callback = ReadsPerIteration(solver.oracles, warmup, n_iterations)
+    try:
+        solver.run(callback)
+    finally:
+        callback.close()
     return callback.per_iteration
