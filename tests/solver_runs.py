@@ -19,6 +19,7 @@ from conftest import (BENCHMARK, small_hypercleaning_problem,
 from benchmark_utils.problems.quadratic import QuadraticProblem
 from benchmark_utils.problems.quadratic_samples import SampleQuadraticProblem
 from benchmark_utils.problems.synthetic import SyntheticProblem
+from benchmark_utils.testing.host_reads import solver_reads_spec
 
 #: Samples per minibatch: 8 of the 20 to 40 training samples of the tiny
 #: problems below, so that an epoch ends within a window and its last
@@ -68,7 +69,8 @@ def solver_cases():
     """``pytest.param``s of (problem family, solver name, parameters):
     every solver instance at its defaults (with :data:`REACH`), in full
     batch on every family and on minibatches of :data:`BATCH_SIZE` on
-    those with samples (but AID-exact, which has no minibatch version)."""
+    those with samples, for a solver that has a minibatch version
+    (``SolverReads.minibatch``: all but AID-exact)."""
     cases = []
     for solver_class in sorted(BENCHMARK.get_solvers(),
                                key=lambda s: s.name.lower()):
@@ -78,8 +80,8 @@ def solver_cases():
                        in defaults else [])
             for family in FAMILIES:
                 batch_sizes = ["full"]
-                if family in WITH_SAMPLES and solver_class.name != (
-                        "AID-exact"):
+                if family in WITH_SAMPLES and solver_reads_spec(
+                        solver_class.name).minibatch:
                     batch_sizes.append(BATCH_SIZE)
                 for batch_size in batch_sizes:
                     label = "-".join([family, solver_class.name, *variant,

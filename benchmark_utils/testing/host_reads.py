@@ -192,6 +192,8 @@ class SolverReads:
     per_inner_gradient: int = 0
     sites: tuple = ()
     purpose: str = ""
+    #: False for a solver without a minibatch version.
+    minibatch: bool = True
 
     def expected(self, n_hvp, n_inner_gradients):
         """The reads of an iteration that spent ``n_hvp`` HVPs and
@@ -205,7 +207,7 @@ class SolverReads:
             self.per_hvp or self.per_inner_gradient) else []
         terms += [f"{count} per {unit}" for count, unit in (
             (self.per_hvp, "HVP"),
-            (self.per_inner_gradient, "gradient of g")) if count]
+            (self.per_inner_gradient, "gradient of `g`")) if count]
         return " + ".join(terms)
 
 
@@ -217,21 +219,24 @@ SOLVER_READS = {
     "LancBiO": SolverReads(
         fixed=1, sites=("benchmark_utils/linalg/krylov.py:"
                         "LanczosProcess.extend",),
-        purpose="beta_{j+1}, the new pivot of T_j = L D L^T and the "
-        "overlap of the new vector with the basis, read together: whether "
-        "the Lanczos process stops and restarts (after a restart, the norm "
-        "of the new start comes back with them)"),
+        purpose="`β_{j+1}`, the new pivot of `T_j = L D Lᵀ` and the new "
+        "vector's overlap with the basis, in one read: whether the Lanczos "
+        "process stops and restarts (after a restart, the norm of the new "
+        "start comes back with them)"),
     "AID-exact": SolverReads(
-        per_hvp=1, per_inner_gradient=3,
+        per_hvp=1, per_inner_gradient=3, minibatch=False,
         sites=("benchmark_utils/linalg/krylov.py:conjugate_gradient",
                "benchmark_utils/linalg/inner_loops.py:newton_cg"),
-        purpose="the stopping tests of its solves to a tolerance: conjugate "
-        "gradient's residual norm before each product and after the last "
-        "(||b|| with the first); per Newton step (one gradient of g each), "
-        "the gradient's norm, its conjugate-gradient solve's first test, "
-        "and the step's acceptance and stopping test (g at y and at the "
-        "full step, the slope, the norms of the step and of the new y) in "
-        "one read"),
+        purpose="the stopping tests of its solves: conjugate gradient's "
+        "residual norm before each product and after the last (`‖b‖` "
+        "with the first); per Newton step (one gradient of `g` each), the "
+        "gradient's norm, its conjugate gradient's first test, and in one "
+        "read the values that accept the step and stop the method (`g` at "
+        "`y` and at the full step, the slope, the norms of the step and of "
+        "the new `y`)"),
+    **{name: SolverReads(purpose=(
+        "none: its truncation lengths are drawn on the host, from a CPU "
+        "generator")) for name in ("BSA", "SUSTAIN", "TTSA")},
 }
 
 
