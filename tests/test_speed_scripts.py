@@ -34,7 +34,7 @@ def operations():
     objective = operation_count.synthetic_objective(BENCHMARK, 200)
     rows = operation_count.operation_counts(BENCHMARK, objective,
                                             solvers={"SOBA", "LancBiO"})
-    return {label: mean for label, (mean, _, _) in rows.items()}
+    return {label: row.mean for label, row in rows.items()}
 
 
 def test_lancbio_operations_at_most_its_handwritten_floor(operations):
