@@ -22,11 +22,11 @@ there):
 
 The report is written section by section, so a run cut short keeps what it
 measured; a section that fails writes its error and the command exits
-with status 1 at the end. On a GPU the whole report takes about 8 minutes
-(the benchopt run 4 minutes of it). ``--device cpu --quick`` runs the same
-steps at small sizes on the CPU in well under a minute
-(``tests/test_gpu_report.py``), so that it is known to work before a GPU
-is there.
+with status 1 at the end. On a GPU it is sized to take under 8 minutes
+(the benchopt run 4 of them; not yet timed on one). ``--device cpu
+--quick`` runs the same steps at small sizes on the CPU in well under a
+minute (``tests/test_gpu_report.py``), so that it is known to work before
+a GPU is there.
 
 Usage (from the benchmark folder):
     python scripts/gpu_report.py [--device cuda|cpu] [--quick]

@@ -52,6 +52,19 @@ def test_lancbio_operations_do_not_grow_with_the_subspace(operations):
     assert abs(at_80 - at_1) <= 0.2 * at_1
 
 
+def test_launch_bound_rows_in_the_docs_are_the_scripts():
+    # docs/performance.md's table of the synthetic problem, from
+    # `python scripts/operation_count.py --launch-bound`: SOBA's and
+    # LancBiO's rows recomputed (counts, not timings).
+    operation_count = load_script("operation_count")
+    rows = operation_count.launch_bound_sizes(
+        BENCHMARK, "synthetic", solvers={"SOBA", "LancBiO"})
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert set(rows) == {"SOBA", "LancBiO (m = 80)"}
+    for label, row in rows.items():
+        assert operation_count.launch_bound_row(label, row) in page, label
+
+
 SYNTHETIC = SyntheticProblem(n=50, kappa=100.0, seed=0)
 QUADRATIC = QuadraticProblem(dim_x=10, dim_y=20, kappa=10.0, seed=0)
 
