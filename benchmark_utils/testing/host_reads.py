@@ -21,7 +21,11 @@ sample indices), and any tensor computed from such tensors only, is
 followed through the operations and its reads are left out. On a GPU
 those tensors live on the host (they are created with ``device="cpu"``
 written out, which ``tests/test_device_placement.py`` checks), so reading
-them stalls nothing.
+them stalls nothing. (On the CPU, moving such a tensor to the problem's
+device returns it as it is: a draw moved to a GPU and read back there
+alone would be a read that a count on the CPU misses. The benchmark reads
+none: its draws are read on the host before they move, or meet the
+problem's data.)
 
 Each read is recorded with its site: the innermost function of the
 benchmark's own code (``benchmark_utils/``, ``solvers/``, ``objective.py``)
