@@ -87,6 +87,9 @@ class EpochSampler:
         if self.batches is not None:
             return self._next_fixed_batch()
         if self._position >= self.n_samples:
+            # Drawn on the host; copied without blocking: a blocking copy
+            # to a GPU waits for the work queued on it (from the host's
+            # pageable memory, a non-blocking copy is staged at once).
             self._order = torch.randperm(
                 self.n_samples, generator=self.generator, device="cpu").to(
                     self.device, non_blocking=True)
