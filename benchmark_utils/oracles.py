@@ -54,17 +54,19 @@ def check_closed_form(problem, seed=0):
     moves y off y0, which is often 0, where some derivatives vanish
     exactly."""
     generator = torch.Generator().manual_seed(seed)
+    # Drawn on the host, so that every device checks at the same point.
     y_shift, v = (torch.randn(problem.y0.shape, generator=generator,
-                              dtype=torch.float64).to(problem.y0)
+                              dtype=torch.float64, device="cpu").to(
+                                  problem.y0)
                   for _ in range(2))
     u = torch.randn(problem.x0.shape, generator=generator,
-                    dtype=torch.float64).to(problem.x0)
+                    dtype=torch.float64, device="cpu").to(problem.x0)
     x, y = problem.x0, problem.y0 + 0.1 * y_shift
     # (batch of g, batch of f)
     batches = [(None, None)]
     if problem.n_inner_samples is not None:
         batches.append(tuple(
-            torch.randperm(n_samples, generator=generator)[
+            torch.randperm(n_samples, generator=generator, device="cpu")[
                 :max(1, n_samples // 2)].to(problem.device)
             for n_samples in (problem.n_inner_samples,
                               problem.n_outer_samples)))

@@ -66,7 +66,8 @@ class EpochSampler:
         self._position = n_samples   # the first draw starts an epoch
         self.batches = None
         if fixed_batches and not self.full_batch:
-            order = torch.randperm(n_samples, generator=self.generator)
+            order = torch.randperm(n_samples, generator=self.generator,
+                                   device="cpu")
             self.batches = [batch.to(device) for batch in order.split(
                 batch_size)]
         self.batch_index = None
@@ -86,8 +87,12 @@ class EpochSampler:
         if self.batches is not None:
             return self._next_fixed_batch()
         if self._position >= self.n_samples:
+            # Drawn on the host; copied without blocking: a blocking copy
+            # to a GPU waits for the work queued on it (from the host's
+            # pageable memory, a non-blocking copy is staged at once).
             self._order = torch.randperm(
-                self.n_samples, generator=self.generator).to(self.device)
+                self.n_samples, generator=self.generator, device="cpu").to(
+                    self.device, non_blocking=True)
             self._position = 0
         batch = self._order[self._position:self._position + self.batch_size]
         self._position += self.batch_size
@@ -96,7 +101,8 @@ class EpochSampler:
     def _next_fixed_batch(self):
         if self._position >= len(self.batches):
             self._order = torch.randperm(len(self.batches),
-                                         generator=self.generator).tolist()
+                                         generator=self.generator,
+                                         device="cpu").tolist()
             self._position = 0
         self.batch_index = self._order[self._position]
         self._position += 1

@@ -292,7 +292,8 @@ class BilevelSolver(BaseSolver):
         if self._inner_lipschitz is None:
             generator = torch.Generator().manual_seed(POWER_ITERATION_SEED)
             start = torch.randn(self.y0.shape, generator=generator,
-                                dtype=self.y0.dtype).to(self.y0.device)
+                                dtype=self.y0.dtype, device="cpu").to(
+                                    self.y0.device)
             self._inner_lipschitz = largest_eigenvalue(
                 lambda u: self.oracles.hvp(self.x0, self.y0, u), start)
         return self._inner_lipschitz

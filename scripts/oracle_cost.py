@@ -125,16 +125,17 @@ def load_dataset(benchmark, name, params):
     return str(dataset), dataset.get_data()["problem"]
 
 
-def ijcnn1_shaped_problem():
-    """49,990 training samples of 22 dense features, two classes."""
+def ijcnn1_shaped_problem(n_train=49_990):
+    """``n_train`` training samples (ijcnn1's 49,990 by default) of 22
+    dense features, two classes."""
     from benchmark_utils.problems.regsel import build_regsel_problem
     generator = torch.Generator().manual_seed(0)
-    n_samples = 49_990 + 2 * 1_000
+    n_samples = n_train + 2 * 1_000
     features = torch.rand(n_samples, 22, generator=generator) * 2 - 1
     labels = (features @ torch.randn(22, generator=generator) > 0).double()
     return build_regsel_problem(
         [(features.numpy(), 2 * labels.numpy() - 1, "ijcnn1-shaped")],
-        49_990, 1_000, 1_000, seed=0)
+        n_train, 1_000, 1_000, seed=0)
 
 
 def problems(benchmark):

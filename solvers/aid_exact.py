@@ -55,11 +55,10 @@ class Solver(BilevelSolver):
     def step(self, x, y, v):
         y = newton_cg(self.oracles, x, y, tol=self.solve_tol)
         grad_x_f, b = self.oracles.grad_outer(x, y)
-        # ||A v - b|| <= tol ||b||: reading ||b|| back is one host
-        # synchronisation, as CG's own stopping test already needs.
+        # ||A v - b|| <= tol ||b||: ||b|| is read back with CG's first
+        # stopping test, in the same host synchronisation.
         v, _ = conjugate_gradient(
-            self.oracles.hessian_at(x, y), b, x0=v,
-            tol=self.solve_tol * float(torch.linalg.vector_norm(b)),
+            self.oracles.hessian_at(x, y), b, x0=v, rtol=self.solve_tol,
             max_iter=self.max_cg_steps)
         x = x - self.outer_step * (grad_x_f - self.oracles.cross(x, y, v))
         return x, y, v

@@ -8,6 +8,7 @@ from benchmark_utils.linalg.krylov import (LanczosProcess, RestartedLanczos,
                                            conjugate_gradient,
                                            largest_eigenvalue,
                                            two_dimensional_galerkin)
+from benchmark_utils.testing.host_reads import HostReads
 
 
 def test_lanczos_iterates_equal_conjugate_gradient_iterates():
@@ -220,32 +221,38 @@ def test_a_lanczos_step_costs_the_same_operations_at_every_dimension(
     assert max(counts[0], counts[m]) <= counts[1], counts
 
 
-def test_one_host_read_per_step_restart_or_not(monkeypatch):
+def test_one_host_read_per_step_restart_or_not():
     # Each read of a device value is a host synchronisation on a GPU: one
     # per outer iteration (beta, the pivot and the overlap together, and
     # after a restart the norm of the start with them).
     n, m = 50, 4
     matrix, b = spd_matrix(n, 20.0, seed=14)
-    reads = []
-    tolist = torch.Tensor.tolist
-    monkeypatch.setattr(torch.Tensor, "tolist",
-                        lambda self: reads.append(1) or tolist(self))
-
-    class ScalarReads(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten._local_scalar_dense.default:
-                reads.append(1)
-            return func(*args, **(kwargs or {}))
-
     restarted = RestartedLanczos(b, m, orthogonality_tol=1e-2)
     v, per_step = torch.zeros(n), []
     for _ in range(2 * m):
-        reads.clear()
-        with ScalarReads():
+        with HostReads() as counter:
             v = restarted.step(lambda u: matrix @ u, b, v, m)
-        per_step.append(len(reads))
+        per_step.append(counter.total)
     assert per_step == [1] * (2 * m)
     assert restarted.steps_since_restart == m
+
+
+def test_a_relative_tolerance_stops_where_its_absolute_value_does():
+    # rtol reads ||b|| with the first residual: the same steps, the same
+    # iterate, one host read fewer than reading ||b|| apart.
+    matrix, b = spd_matrix(40, 1e3, seed=15)
+    x0 = torch.ones(40)
+    with HostReads() as apart:
+        tol = 1e-6 * float(torch.linalg.vector_norm(b))
+        expected, n_expected = conjugate_gradient(lambda u: matrix @ u, b,
+                                                  x0=x0, tol=tol)
+    with HostReads() as together:
+        got, n_got = conjugate_gradient(lambda u: matrix @ u, b, x0=x0,
+                                        rtol=1e-6)
+    assert n_got == n_expected < 40 and torch.equal(got, expected)
+    # A test before each product of the loop and one after the last (the
+    # first product is the start's residual).
+    assert together.total == apart.total - 1 == n_got
 
 
 @pytest.mark.parametrize("seed", [0, 1, 9])

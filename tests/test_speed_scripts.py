@@ -34,7 +34,7 @@ def operations():
     objective = operation_count.synthetic_objective(BENCHMARK, 200)
     rows = operation_count.operation_counts(BENCHMARK, objective,
                                             solvers={"SOBA", "LancBiO"})
-    return {label: mean for label, (mean, _, _) in rows.items()}
+    return {label: row.mean for label, row in rows.items()}
 
 
 def test_lancbio_operations_at_most_its_handwritten_floor(operations):
@@ -50,6 +50,19 @@ def test_lancbio_operations_at_most_its_handwritten_floor(operations):
 def test_lancbio_operations_do_not_grow_with_the_subspace(operations):
     at_1, at_80 = operations["LancBiO (m = 1)"], operations["LancBiO (m = 80)"]
     assert abs(at_80 - at_1) <= 0.2 * at_1
+
+
+def test_launch_bound_rows_in_the_docs_are_the_scripts():
+    # docs/performance.md's table of the synthetic problem, from
+    # `python scripts/operation_count.py --launch-bound`: SOBA's and
+    # LancBiO's rows recomputed (counts, not timings).
+    operation_count = load_script("operation_count")
+    rows = operation_count.launch_bound_sizes(
+        BENCHMARK, "synthetic", solvers={"SOBA", "LancBiO"})
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert set(rows) == {"SOBA", "LancBiO (m = 80)"}
+    for label, row in rows.items():
+        assert operation_count.launch_bound_row(label, row) in page, label
 
 
 SYNTHETIC = SyntheticProblem(n=50, kappa=100.0, seed=0)

@@ -74,15 +74,20 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
             tol=cg_tol, max_iter=max_cg_steps, preconditioner=(
                 None if preconditioner_at is None
                 else preconditioner_at(x, y)))
-        value = float(oracles.value_inner(x, y))
-        slope = float(torch.dot(gradient, direction))
+        full_step = y - direction
+        # What the step's acceptance and the stopping test read, in one
+        # host read: each read waits for the device.
+        value, slope, full_step_value, direction_norm, full_step_norm = (
+            torch.stack([
+                oracles.value_inner(x, y), torch.dot(gradient, direction),
+                oracles.value_inner(x, full_step),
+                torch.linalg.vector_norm(direction),
+                torch.linalg.vector_norm(full_step)]).tolist())
         step = 1.0
         # The slack absorbs round-off in g near the minimiser.
         slack = 1e-14 * max(1.0, abs(value))
         next_gradient = None
-        full_step = y - direction
-        if (float(oracles.value_inner(x, full_step))
-                > value - ARMIJO * slope + slack):
+        if full_step_value > value - ARMIJO * slope + slack:
             # Near y* with kappa = 1e5, g's change over a Newton step can
             # be below the round-off of g itself (its quadratic term's
             # entries cancel): the full step is then judged by the
@@ -97,8 +102,11 @@ def newton_cg(oracles, x, y, tol, max_newton_steps=100, max_cg_steps=None,
                        and step > 1e-12):
                     step *= 0.5
         gradient = next_gradient
-        y = full_step if step == 1.0 else y - step * direction
-        step_norm = step * float(torch.linalg.vector_norm(direction))
-        if step_norm <= tol * max(1.0, float(torch.linalg.vector_norm(y))):
+        if step == 1.0:
+            y, y_norm = full_step, full_step_norm
+        else:
+            y = y - step * direction
+            y_norm = float(torch.linalg.vector_norm(y))
+        if step * direction_norm <= tol * max(1.0, y_norm):
             break
     return y

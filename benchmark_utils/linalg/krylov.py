@@ -8,7 +8,7 @@ import torch
 
 
 def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None,
-                       preconditioner=None):
+                       preconditioner=None, rtol=None):
     """Conjugate gradient on  A x = b  (Hestenes and Stiefel, 1952), with an
     optional preconditioner (Golub and Van Loan, *Matrix Computations*,
     Algorithm 11.5.1).
@@ -32,6 +32,10 @@ def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None,
         ``r -> M^-1 r`` for a symmetric positive definite ``M`` close to
         ``A`` whose inverse is cheap; None: plain CG, whose steps are
         exactly the ones of the unpreconditioned recurrence.
+    rtol : float or None
+        Instead of ``tol``: stop once ``||b - A x|| <= rtol ||b||``. ``||b||``
+        is read back with the first residual norm, in one host read: the
+        same stopping test as ``tol=rtol * float(||b||)``, one read fewer.
 
     Returns
     -------
@@ -56,8 +60,16 @@ def conjugate_gradient(matvec, b, x0=None, tol=None, max_iter=None,
         preconditioned = preconditioner(residual)
         rz = torch.dot(residual, preconditioned)
     direction = preconditioned.clone()
+    b_norm = None if rtol is None else torch.linalg.vector_norm(b)
     for _ in range(max_iter):
-        if tol is not None and float(rr) ** 0.5 <= tol:
+        if b_norm is not None:
+            # Each read of a device value waits for the device: the
+            # tolerance's scale comes back with the first residual.
+            rr_value, b_norm_value = torch.stack([rr, b_norm]).tolist()
+            tol, b_norm = rtol * b_norm_value, None
+            if rr_value ** 0.5 <= tol:
+                break
+        elif tol is not None and float(rr) ** 0.5 <= tol:
             break
         a_direction = matvec(direction)
         n_matvec += 1

@@ -35,7 +35,8 @@ def draw_truncation(generator, n_steps):
     Drawn on the host from a CPU ``generator``: p is a loop length, and a
     CPU draw needs no device synchronisation.
     """
-    return int(torch.randint(n_steps + 1, (), generator=generator))
+    return int(torch.randint(n_steps + 1, (), generator=generator,
+                             device="cpu"))
 
 
 def neumann_sample(hvp, b, step_size, n_steps, generator):

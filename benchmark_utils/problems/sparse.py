@@ -100,8 +100,8 @@ class SparseFeatures:
         matrix = torch.sparse_coo_tensor(
             torch.stack([new_rows, self.matrix.indices()[1][entries]]),
             self.matrix.values()[entries],
-            (len(rows), self.matrix.shape[1]), is_coalesced=True,
-            check_invariants=False)
+            (len(rows), self.matrix.shape[1]), device=rows.device,
+            is_coalesced=True, check_invariants=False)
         selected = SparseFeatures.__new__(SparseFeatures)
         selected.matrix = matrix
         selected.matrix_t = matrix.t().coalesce()
