@@ -108,8 +108,11 @@ def read_site():
     frame = sys._getframe(1)
     while frame is not None:
         path = Path(frame.f_code.co_filename)
-        if path.is_relative_to(ROOT) and not any(
-                path.is_relative_to(skipped) for skipped in NOT_SITES):
+        # Installed packages are never the benchmark's own code, even in a
+        # virtual environment inside the benchmark's folder (.venv).
+        if path.is_relative_to(ROOT) and "site-packages" not in path.parts \
+                and not any(path.is_relative_to(skipped)
+                            for skipped in NOT_SITES):
             return (f"{path.relative_to(ROOT).as_posix()}:"
                     f"{frame.f_code.co_qualname}")
         frame = frame.f_back
