@@ -12,6 +12,10 @@ g is 2 reg-strongly convex in W for every x. ``y`` is W flattened. On a
 minibatch, g averages its B training samples' terms (each with its own
 weight sigma(x_i)) and keeps the whole ridge; f averages its B validation
 samples'.
+
+:class:`SampleWeightedCleaning` holds what does not depend on the
+classifier, so that another classifier (the multilayer perceptron of
+``mlp_hypercleaning``) gets the same data, splits, corruption and weights.
 """
 import torch
 import torch.nn.functional as F
@@ -32,8 +36,13 @@ N_CLASSES = 10
 PRECONDITIONER_EIGENVALUE_CUTOFF = 1e-3
 
 
-class HyperCleaningProblem(BilevelProblem):
-    """Parameters
+class SampleWeightedCleaning(BilevelProblem):
+    """What hyper-cleaning is whatever its classifier: the data, one weight
+    sigma(x_i) per training sample, the two levels' losses and the held-out
+    metrics. A subclass sets ``y0`` and writes ``logits(y, features)``, its
+    classifier's.
+
+    Parameters
     ----------
     train_features, val_features, test_features : tensors (n, 785)
         Normalised pixels with a trailing constant 1 (the bias).
@@ -47,14 +56,12 @@ class HyperCleaningProblem(BilevelProblem):
         The lower level's ridge weight C_r >= 0 (paper: 0.01).
     """
 
-    name = "hyper-cleaning"
     #: The LancBiO paper's schedule for hyper-cleaning (Yang, Gao and Yuan,
     #: ICLR 2025, Section 4.2): at most 10 vectors, x1.3 every 50
     #: iterations. Each vector of the basis is built with a Hessian whose
     #: sample weights have moved since the last one, so a long basis loses
     #: orthogonality (see scripts/long_run_stability.py).
     subspace_schedule = (10, 1.3, 50)
-    has_closed_form_derivatives = True
 
     def __init__(self, train_features, train_labels, val_features, val_labels,
                  test_features, test_labels, corrupted, reg=0.01):
@@ -73,20 +80,9 @@ class HyperCleaningProblem(BilevelProblem):
         self.outer_step_unit = train_features.shape[0] / 10
         self.x0 = torch.zeros(train_features.shape[0],
                               dtype=train_features.dtype)
-        self.y0 = torch.zeros(N_CLASSES * self.n_features,
-                              dtype=train_features.dtype)
-        # The eigendecomposition of the features' second moment, computed
-        # by the first call to hessian_preconditioner.
-        self.moment_eigenvalues = self.moment_eigenvectors = None
-
-    def inner_strong_convexity(self, x):
-        """2 reg: the cross-entropy terms are convex (None for reg = 0)."""
-        return 2 * self.reg if self.reg > 0 else None
 
     def logits(self, y, features):
-        # As V A^T (10 x d times d x n): on 2 CPU cores the BLAS product
-        # takes half the time of A V^T, the same numbers up to round-off.
-        return (y.view(N_CLASSES, self.n_features) @ features.T).T
+        raise NotImplementedError
 
     def training_samples(self, x, batch):
         """(x_i, features, labels) of the training samples ``batch``."""
@@ -105,6 +101,51 @@ class HyperCleaningProblem(BilevelProblem):
         return F.cross_entropy(
             self.logits(y, select_samples(self.val_features, batch)),
             select_samples(self.val_labels, batch))
+
+    def test_metrics(self, x, y):
+        """Held-out metrics of the solver's classifier ``y``, and how well
+        the learnt weights flag the corrupted samples (sigma(x_i) < 1/2)."""
+        test_logits = self.logits(y, self.test_features)
+        val_logits = self.logits(y, self.val_features)
+        flagged = x < 0
+        true_positives = float((flagged & self.corrupted).sum())
+        flagged_or_corrupted = float(flagged.sum() + self.corrupted.sum())
+        return dict(
+            test_accuracy=accuracy(test_logits, self.test_labels),
+            test_loss=float(F.cross_entropy(test_logits, self.test_labels)),
+            val_accuracy=accuracy(val_logits, self.val_labels),
+            corrupted_f1=(2 * true_positives / flagged_or_corrupted
+                          if flagged_or_corrupted else 0.0),
+        )
+
+
+class HyperCleaningProblem(SampleWeightedCleaning):
+    """Hyper-cleaning of a linear classifier (the LancBiO paper's): the
+    parameters of :class:`SampleWeightedCleaning`; g is 2 reg-strongly
+    convex in W."""
+
+    name = "hyper-cleaning"
+    has_closed_form_derivatives = True
+
+    def __init__(self, train_features, train_labels, val_features, val_labels,
+                 test_features, test_labels, corrupted, reg=0.01):
+        super().__init__(train_features, train_labels, val_features,
+                         val_labels, test_features, test_labels, corrupted,
+                         reg)
+        self.y0 = torch.zeros(N_CLASSES * self.n_features,
+                              dtype=train_features.dtype)
+        # The eigendecomposition of the features' second moment, computed
+        # by the first call to hessian_preconditioner.
+        self.moment_eigenvalues = self.moment_eigenvectors = None
+
+    def inner_strong_convexity(self, x):
+        """2 reg: the cross-entropy terms are convex (None for reg = 0)."""
+        return 2 * self.reg if self.reg > 0 else None
+
+    def logits(self, y, features):
+        # As V A^T (10 x d times d x n): on 2 CPU cores the BLAS product
+        # takes half the time of A V^T, the same numbers up to round-off.
+        return (y.view(N_CLASSES, self.n_features) @ features.T).T
 
     # With P = softmax(A W^T), R = P - onehot(labels) and s = sigmoid(x),
     # over the n training samples of the batch (all of them, without one):
@@ -267,22 +308,6 @@ class HyperCleaningProblem(BilevelProblem):
              ).reshape(1)])
         self.moment_eigenvectors = eigenvectors[:, kept].contiguous()
 
-    def test_metrics(self, x, y):
-        """Held-out metrics of the solver's classifier ``y``, and how well
-        the learnt weights flag the corrupted samples (sigma(x_i) < 1/2)."""
-        test_logits = self.logits(y, self.test_features)
-        val_logits = self.logits(y, self.val_features)
-        flagged = x < 0
-        true_positives = float((flagged & self.corrupted).sum())
-        flagged_or_corrupted = float(flagged.sum() + self.corrupted.sum())
-        return dict(
-            test_accuracy=accuracy(test_logits, self.test_labels),
-            test_loss=float(F.cross_entropy(test_logits, self.test_labels)),
-            val_accuracy=accuracy(val_logits, self.val_labels),
-            corrupted_f1=(2 * true_positives / flagged_or_corrupted
-                          if flagged_or_corrupted else 0.0),
-        )
-
 
 def accuracy(logits, labels):
     return float((logits.argmax(dim=1) == labels).double().mean())
@@ -316,11 +341,11 @@ def corrupt_labels(labels, corruption_rate, generator):
     return noisy, corrupted
 
 
-def build_hypercleaning_problem(train_pool, test_pool, normalisation,
-                                n_train, n_val, corruption_rate, reg, seed,
-                                n_test=None):
-    """Draw disjoint training and validation sets from ``train_pool``,
-    corrupt the training labels and build the problem.
+def draw_cleaning_data(train_pool, test_pool, normalisation, n_train,
+                       n_val, corruption_rate, generator, n_test=None):
+    """Draw disjoint training and validation sets from ``train_pool`` and
+    corrupt the training labels, from ``generator``: the arguments of a
+    :class:`SampleWeightedCleaning` before ``reg``.
 
     Parameters
     ----------
@@ -337,7 +362,6 @@ def build_hypercleaning_problem(train_pool, test_pool, normalisation,
     check_int("n_val", n_val, 1, n_pool - n_train)
     if test_pool is None:
         check_int("n_test", n_test, 1, n_pool - n_train - n_val)
-    generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n_pool, generator=generator)
     train_idx = order[:n_train]
     val_idx = order[n_train:n_train + n_val]
@@ -348,8 +372,19 @@ def build_hypercleaning_problem(train_pool, test_pool, normalisation,
                                              corruption_rate, generator)
     # Features only for the drawn samples: the full 60,000-image pool in
     # float64 would take 377 MB.
+    return (image_features(images[train_idx], *normalisation), noisy_labels,
+            image_features(images[val_idx], *normalisation), labels[val_idx],
+            image_features(test_pool[0], *normalisation), test_pool[1],
+            corrupted)
+
+
+def build_hypercleaning_problem(train_pool, test_pool, normalisation,
+                                n_train, n_val, corruption_rate, reg, seed,
+                                n_test=None):
+    """The linear hyper-cleaning problem on the sets that
+    :func:`draw_cleaning_data` draws from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
     return HyperCleaningProblem(
-        image_features(images[train_idx], *normalisation), noisy_labels,
-        image_features(images[val_idx], *normalisation), labels[val_idx],
-        image_features(test_pool[0], *normalisation), test_pool[1],
-        corrupted, reg=reg)
+        *draw_cleaning_data(train_pool, test_pool, normalisation, n_train,
+                            n_val, corruption_rate, generator, n_test),
+        reg=reg)
