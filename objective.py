@@ -4,7 +4,7 @@ import torch
 from benchopt import BaseObjective
 
 from benchmark_utils.device import resolve_device, resolve_dtype
-from benchmark_utils.metrics import DivergenceRule, ReferenceMetrics
+from benchmark_utils.local_metrics import reference_metrics_for
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
 from benchmark_utils.oracles import HVP_MODES, Oracles, check_closed_form
@@ -75,15 +75,16 @@ class Objective(BaseObjective):
         device, dtype = self.check_parameters()
         self.problem = problem.to(device, dtype)
         # The reference is built from the dataset's float64 data, not from
-        # the (possibly float32-rounded) copy the solvers work on.
-        self.reference = ReferenceMetrics(problem.to(device, torch.float64))
+        # the (possibly float32-rounded) copy the solvers work on; a local
+        # one where the lower level is not convex.
+        self.reference = reference_metrics_for(
+            problem.to(device, torch.float64))
         # The start (x0, y0) that every curve leaves from, against which a
         # point is judged diverged; it also warm-starts the first
         # evaluation of every curve.
         x0, y0 = self.reference.problem.x0, self.reference.problem.y0
         start = self.reference.evaluate(x0, y0, None, second_order=False)
-        self.diverged = DivergenceRule(start, float(torch.linalg.vector_norm(
-            self.reference.inner_solution(x0))))
+        self.diverged = self.reference.divergence_rule(start)
         if self.problem.has_closed_form_derivatives:
             check_closed_form(self.problem)
         # Costs of one HVP and one cross product in gradients, for the
@@ -104,7 +105,9 @@ class Objective(BaseObjective):
     def evaluate_result(self, x, y, v, counts, n_outer):
         metrics = self.reference.evaluate(
             x, y, v, second_order=self.second_order_metrics)
-        if math.isfinite(metrics["value"]):
+        # Finite at a finite point: phi(x), or on a non-convex lower level
+        # (whose value can be NaN there) the value at the solver's own y.
+        if math.isfinite(metrics.get("value_at_y", metrics["value"])):
             with torch.no_grad():
                 metrics.update(self.problem.test_metrics(x.detach(),
                                                          y.detach()))

@@ -227,6 +227,12 @@ class ReferenceMetrics:
             x, y_star, (self._v_star,), mu)
         return hypergradient, y_star
 
+    def divergence_rule(self, start):
+        """The :class:`DivergenceRule` of the curves that leave from
+        (x0, y0), where this ``evaluate`` gave ``start``."""
+        return DivergenceRule(start, norm(self.inner_solution(
+            self.problem.x0)))
+
     def evaluate(self, x, y, v, second_order=True):
         """The accuracy metrics of the results table at a solver's (x, y, v).
 

@@ -12,6 +12,12 @@ from benchopt.stopping_criterion import SufficientProgressCriterion
 #: log-spaced evaluations (a second or more each on hyper-cleaning).
 WALL_CLOCK_GUARD_FACTOR = 10
 WALL_CLOCK_GUARD_MARGIN = 300.0
+#: The column that the sufficient-progress rule watches in place of
+#: ``objective_value`` where a point has it: on a non-convex lower level
+#: (``benchmark_utils.local_metrics``) the value is NaN wherever the local
+#: reference is not known, which is no divergence, and the value at the
+#: solver's own y is always reported.
+VALUE_AT_Y = "objective_value_at_y"
 
 
 class SolverTimeBudget(SufficientProgressCriterion):
@@ -31,6 +37,8 @@ class SolverTimeBudget(SufficientProgressCriterion):
     'diverged' and then drops the whole curve from the results. Here it
     ends with the status 'done', its points stay, and so does a curve whose
     last point the objective marked as diverged (``objective_diverged``).
+    On a non-convex lower level the rule watches ``objective_value_at_y``
+    (:data:`VALUE_AT_Y`) instead of ``objective_value``.
     """
 
     def get_runner_instance(self, max_runs=1, timeout=None, **kwargs):
@@ -49,7 +57,7 @@ class SolverTimeBudget(SufficientProgressCriterion):
             self.debug("the curve diverged: it ends here and is kept")
             return True, "done", stop_val
         stop, status, next_stop_val = super().should_stop(
-            stop_val, objective_list)
+            stop_val, [watched(point) for point in objective_list])
         if status == "diverged":
             self.debug("the curve diverged: it ends here and is kept")
             return True, "done", next_stop_val
@@ -67,3 +75,11 @@ class SolverTimeBudget(SufficientProgressCriterion):
             next_stop_val = max(iteration + 1,
                                 min(next_stop_val, at_budget))
         return stop, status, next_stop_val
+
+
+def watched(point):
+    """``point`` (a row of a curve) with its value at the solver's own y as
+    ``objective_value`` where it has one (:data:`VALUE_AT_Y`)."""
+    if VALUE_AT_Y in point:
+        return {**point, "objective_value": point[VALUE_AT_Y]}
+    return point

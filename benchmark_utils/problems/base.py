@@ -54,6 +54,12 @@ class BilevelProblem:
     #: samples.
     n_inner_samples = None
     n_outer_samples = None
+    #: False for a problem whose lower level is not convex in y (a neural
+    #: network): y*(x) is then not unique and d2_yy g can be indefinite,
+    #: so its reference metrics come from a local solve started at the
+    #: solver's own y (``benchmark_utils.local_metrics``), and its
+    #: ``inner_strong_convexity`` is None.
+    lower_level_convex = True
 
     def f(self, x, y, batch=None):
         """Upper-level function, a scalar tensor (on the validation samples
@@ -62,7 +68,8 @@ class BilevelProblem:
 
     def g(self, x, y, batch=None):
         """Lower-level function, a scalar tensor, strongly convex in ``y``
-        (on the training samples ``batch``; None: all of them)."""
+        unless ``lower_level_convex`` is False (on the training samples
+        ``batch``; None: all of them)."""
         raise NotImplementedError
 
     def inner_strong_convexity(self, x):
