@@ -145,12 +145,13 @@ class LocalReferenceMetrics(ReferenceMetrics):
                 self.oracles.hvp(x, y, v) - grad_y_f)
         return metrics
 
-    def local_solution(self, x, y):
+    def local_solution(self, x, y, max_iter=None):
         """(y_loc, converged): L-BFGS on g(x, .) from ``y`` (the module's
-        docstring), and whether it met its tolerance."""
+        docstring), for at most ``max_iter`` iterations (default
+        :data:`LOCAL_SOLVE_MAX_ITER`), and whether it met its tolerance."""
         point = y.clone().requires_grad_(True)
         optimizer = torch.optim.LBFGS(
-            [point], lr=1.0, max_iter=LOCAL_SOLVE_MAX_ITER,
+            [point], lr=1.0, max_iter=max_iter or LOCAL_SOLVE_MAX_ITER,
             tolerance_grad=self.gradient_tol, tolerance_change=0.0,
             history_size=LBFGS_HISTORY, line_search_fn="strong_wolfe")
 

@@ -17,9 +17,10 @@ class Dataset(TorchvisionDistillation):
         "init": ["real"],
         "model": ["mlp"],
         "n_hidden": [300],
-        "reg": [1e-3],
+        "reg": [0.01],
     }
     test_parameters = {
-        "n_train": [20],
+        "n_train": [40],
+        "init": ["noise"],
         "n_hidden": [10],
     }

@@ -20,7 +20,7 @@ class Dataset(BilevelDataset):
         "init": ["real"],
         "model": ["mlp"],
         "n_hidden": [300],
-        "reg": [1e-3],
+        "reg": [0.01],
     }
     test_parameters = {
         "n_train, n_test": [(100, 50)],

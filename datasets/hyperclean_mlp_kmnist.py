@@ -15,7 +15,7 @@ class Dataset(TorchvisionMLPHyperCleaning):
         "corruption_rate": [0.2, 0.6],
         "n_train, n_val": [(5000, 5000)],
         "n_hidden": [300],
-        "reg": [1e-3],
+        "reg": [0.01],
     }
     test_parameters = {
         "corruption_rate": [0.5],

@@ -17,7 +17,7 @@ class Dataset(BilevelDataset):
         "corruption_rate": [0.5],
         "n_train, n_val, n_test": [(2000, 1000, 2000)],
         "n_hidden": [300],
-        "reg": [1e-3],
+        "reg": [0.01],
     }
     test_parameters = {
         "corruption_rate": [0.5],

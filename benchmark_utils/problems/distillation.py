@@ -65,7 +65,7 @@ class DistillationProblem(BilevelProblem):
 
     def __init__(self, train_features, train_labels, test_features,
                  test_labels, images_per_class=1, init="real", model="mlp",
-                 n_hidden=300, reg=1e-3, generator=None):
+                 n_hidden=300, reg=0.01, generator=None):
         check_int("images_per_class", images_per_class, 1)
         check_choice("init", init, INITIALISATIONS)
         check_at_least("reg", reg, 0.0)
