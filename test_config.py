@@ -2,9 +2,9 @@
 
 The torchvision datasets (hyper-cleaning, its perceptron version and
 distillation) and the LIBSVM regularization-selection datasets download
-their data; for the test they read tiny random
-sets written in the libraries' own file layouts under a temporary data home,
-so the real loading code runs without network.
+their data; for the test they read tiny random sets written in the
+libraries' own file layouts under a temporary data home, so the real
+loading code runs without network.
 """
 from benchmark_utils.data import libsvm as libsvm_data
 from benchmark_utils.data.libsvm import LibsvmRegSel

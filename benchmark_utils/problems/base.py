@@ -7,7 +7,8 @@ structure (a weight matrix) reshapes them inside ``f`` and ``g``.
 
 **Samples.** A problem whose ``g`` is a mean over training samples and whose
 ``f`` is a mean over validation samples (hyper-cleaning, regularization
-selection, the sample-based quadratic) declares ``n_inner_samples`` and
+selection, the sample-based quadratic; for dataset distillation, the learnt
+images and the real training images) declares ``n_inner_samples`` and
 ``n_outer_samples``, and its ``f``, ``g`` and closed-form products take an
 optional ``batch``: a 1-D int64 tensor of sample indices (into the
 training samples for ``g``, the validation samples for ``f``), on the
