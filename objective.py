@@ -7,8 +7,8 @@ from benchmark_utils.allocation import (allocation_failure_message,
                                         is_allocation_failure)
 from benchmark_utils.curve_status import report_failure
 from benchmark_utils.device import resolve_device, resolve_dtype
-from benchmark_utils.metrics import (SECOND_ORDER_METRICS, DivergenceRule,
-                                     EvaluationTimeLimit, ReferenceMetrics)
+from benchmark_utils.local_metrics import reference_metrics_for
+from benchmark_utils.metrics import EvaluationTimeLimit
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
 from benchmark_utils.oracles import HVP_MODES, Oracles, check_closed_form
@@ -98,15 +98,16 @@ class Objective(BaseObjective):
         claim_output(self)
         self.problem = problem.to(device, dtype)
         # The reference is built from the dataset's float64 data, not from
-        # the (possibly float32-rounded) copy the solvers work on.
-        self.reference = ReferenceMetrics(problem.to(device, torch.float64))
+        # the (possibly float32-rounded) copy the solvers work on; a local
+        # one where the lower level is not convex.
+        self.reference = reference_metrics_for(
+            problem.to(device, torch.float64))
         # The start (x0, y0) that every curve leaves from, against which a
         # point is judged diverged; it also warm-starts the first
         # evaluation of every curve.
         x0, y0 = self.reference.problem.x0, self.reference.problem.y0
         start = self.reference.evaluate(x0, y0, None, second_order=False)
-        self.diverged = DivergenceRule(start, float(torch.linalg.vector_norm(
-            self.reference.inner_solution(x0))))
+        self.diverged = self.reference.divergence_rule(start)
         if self.problem.has_closed_form_derivatives:
             check_closed_form(self.problem)
         # Costs of one HVP and one cross product in gradients, for the
@@ -135,10 +136,11 @@ class Objective(BaseObjective):
             report_failure(self._curve_name(), str(error),
                            f"at its evaluation after {n_outer} outer "
                            "iterations", output_folder=None)
-            metrics = dict.fromkeys(("value", "inner_gap",
-                                     *SECOND_ORDER_METRICS), math.nan)
+            metrics = self.reference.unknown_metrics()
             failed = True
-        if math.isfinite(metrics["value"]):
+        # Finite at a finite point: phi(x), or on a non-convex lower level
+        # (whose value can be NaN there) the value at the solver's own y.
+        if math.isfinite(metrics.get("value_at_y", metrics["value"])):
             with torch.no_grad():
                 metrics.update(self.problem.test_metrics(x.detach(),
                                                          y.detach()))

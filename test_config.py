@@ -1,19 +1,20 @@
 """Hooks for `benchopt test`: make its dataset checks run offline.
 
-The torchvision hyper-cleaning datasets and the LIBSVM regularization-
-selection datasets download their data; for the test they read tiny random
-sets written in the libraries' own file layouts under a temporary data home,
-so the real loading code runs without network.
+The torchvision datasets (hyper-cleaning, its perceptron version and
+distillation) and the LIBSVM regularization-selection datasets download
+their data; for the test they read tiny random sets written in the
+libraries' own file layouts under a temporary data home, so the real
+loading code runs without network.
 """
 from benchmark_utils.data import libsvm as libsvm_data
 from benchmark_utils.data.libsvm import LibsvmRegSel
-from benchmark_utils.data.mnist_family import TorchvisionHyperCleaning
+from benchmark_utils.data.mnist_family import TorchvisionImageSet
 from benchmark_utils.testing.idx_files import write_random_set
 from benchmark_utils.testing.libsvm_files import write_random_libsvm_set
 
 
 def check_test_dataset_get_data(dataset, tmp_path, monkeypatch):
-    if issubclass(dataset, TorchvisionHyperCleaning):
+    if issubclass(dataset, TorchvisionImageSet):
         write_random_set(tmp_path / "torchvision", dataset.torchvision_name,
                          n_train=40, n_test=20)
         monkeypatch.setenv("BENCHOPT_DATA_HOME", str(tmp_path))

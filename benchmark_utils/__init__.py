@@ -1,10 +1,11 @@
 """Shared code of the benchmark, one room per kind; solvers, datasets, plots
 and scripts import from here.
 
-- ``solver``, ``oracles``, ``sampling``, ``metrics``, ``stopping``,
-  ``device``, ``validation``, ``oracle_cost``: the machinery of a run (the
-  solver base class, the counting oracles, the seeded minibatch sampler of
-  stochastic solvers, the reference metrics, the stopping rule, device and
+- ``solver``, ``oracles``, ``sampling``, ``metrics``, ``local_metrics``,
+  ``stopping``, ``device``, ``validation``, ``oracle_cost``: the machinery
+  of a run (the solver base class, the counting oracles, the seeded
+  minibatch sampler of stochastic solvers, the reference metrics and those
+  of a lower level that is not convex, the stopping rule, device and
   timing, parameter checks, measured oracle costs).
 - ``problems``: the bilevel problem contract and every problem, with its
   closed-form products.

@@ -296,6 +296,12 @@ class ReferenceMetrics:
                 x, y_star, (self._v_star,), mu)
         return hypergradient, y_star
 
+    def divergence_rule(self, start):
+        """The :class:`DivergenceRule` of the curves that leave from
+        (x0, y0), where this ``evaluate`` gave ``start``."""
+        return DivergenceRule(start, norm(self.inner_solution(
+            self.problem.x0)))
+
     def evaluate(self, x, y, v, second_order=True):
         """The accuracy metrics of the results table at a solver's (x, y, v).
 
@@ -306,10 +312,15 @@ class ReferenceMetrics:
         with self.time_limit():
             return self._evaluate(x, y, v, second_order)
 
+    def unknown_metrics(self):
+        """Every metric of :meth:`evaluate`, NaN: what a point whose
+        iterates are not finite, or whose evaluation ran out of time,
+        reports."""
+        return dict.fromkeys(("value", "inner_gap", *SECOND_ORDER_METRICS),
+                             math.nan)
+
     def _evaluate(self, x, y, v, second_order):
-        nan = float("nan")
-        metrics = dict(value=nan, inner_gap=nan,
-                       **dict.fromkeys(SECOND_ORDER_METRICS, nan))
+        metrics = self.unknown_metrics()
         to64 = dict(device=self.problem.device, dtype=torch.float64)
         x, y = x.detach().to(**to64), y.detach().to(**to64)
         if not (torch.isfinite(x).all() and torch.isfinite(y).all()):

@@ -262,7 +262,14 @@ class BilevelSolver(BaseSolver):
             check_positive(name, value)
             return self.on_x(float(value))
         if value == "auto":
-            return 1.0 / (LIPSCHITZ_MARGIN * self.inner_lipschitz())
+            lipschitz = self.inner_lipschitz()
+            if not lipschitz > 0:
+                raise ParameterError(
+                    f"{name}='auto' is 1 / (1.1 L) with L the largest "
+                    "eigenvalue of d2_yy g in magnitude at the start, which "
+                    f"is {lipschitz:.3g} on the {self.oracles.problem.name} "
+                    f"problem: give {name} a number > 0.")
+            return 1.0 / (LIPSCHITZ_MARGIN * lipschitz)
         check_positive(name, value)
         return float(value)
 
@@ -283,7 +290,10 @@ class BilevelSolver(BaseSolver):
 
     def inner_lipschitz(self):
         """Largest eigenvalue of d2_yy g at the starting point, by 30 power
-        iterations, computed once per set-up.
+        iterations, computed once per set-up; in magnitude, so that on a
+        lower level that is not convex, whose Hessian can have its largest
+        eigenvalue in magnitude negative, it is the Lipschitz constant of
+        d_y g there too.
 
         Power iteration starts from a fixed random vector: a structured one
         can be orthogonal to the top eigenvector (a constant vector shifts
@@ -294,6 +304,6 @@ class BilevelSolver(BaseSolver):
             start = torch.randn(self.y0.shape, generator=generator,
                                 dtype=self.y0.dtype, device="cpu").to(
                                     self.y0.device)
-            self._inner_lipschitz = largest_eigenvalue(
-                lambda u: self.oracles.hvp(self.x0, self.y0, u), start)
+            self._inner_lipschitz = abs(largest_eigenvalue(
+                lambda u: self.oracles.hvp(self.x0, self.y0, u), start))
         return self._inner_lipschitz

@@ -16,6 +16,12 @@ from benchmark_utils.run_output import write_curve
 #: log-spaced evaluations (a second or more each on hyper-cleaning).
 WALL_CLOCK_GUARD_FACTOR = 10
 WALL_CLOCK_GUARD_MARGIN = 300.0
+#: The column that the sufficient-progress rule watches in place of
+#: ``objective_value`` where a point has it: on a non-convex lower level
+#: (``benchmark_utils.local_metrics``) the value is NaN wherever the local
+#: reference is not known, which is no divergence, and the value at the
+#: solver's own y is always reported.
+VALUE_AT_Y = "objective_value_at_y"
 
 
 class SolverTimeBudget(SufficientProgressCriterion):
@@ -38,7 +44,9 @@ class SolverTimeBudget(SufficientProgressCriterion):
     (``objective_diverged``). A curve whose last point is marked failed
     (``objective_failed``: its solver raised, or its evaluation ran past
     its time limit) ends with 'failed (points kept)'
-    (:mod:`benchmark_utils.curve_status`).
+    (:mod:`benchmark_utils.curve_status`). On a non-convex lower level the
+    rule watches ``objective_value_at_y`` (:data:`VALUE_AT_Y`) instead of
+    ``objective_value``.
 
     **A finished curve is written at once** to its output folder
     (:func:`benchmark_utils.run_output.write_curve`), so that a run stopped
@@ -71,7 +79,7 @@ class SolverTimeBudget(SufficientProgressCriterion):
             self.debug("the curve diverged: it ends here and is kept")
             return True, STATUS_KEYS[DIVERGED], stop_val
         stop, status, next_stop_val = super().should_stop(
-            stop_val, objective_list)
+            stop_val, [watched(point) for point in objective_list])
         if status == "diverged":
             self.debug("the curve diverged: it ends here and is kept")
             return True, STATUS_KEYS[DIVERGED], next_stop_val
@@ -89,3 +97,11 @@ class SolverTimeBudget(SufficientProgressCriterion):
             next_stop_val = max(iteration + 1,
                                 min(next_stop_val, at_budget))
         return stop, status, next_stop_val
+
+
+def watched(point):
+    """``point`` (a row of a curve) with its value at the solver's own y as
+    ``objective_value`` where it has one (:data:`VALUE_AT_Y`)."""
+    if VALUE_AT_Y in point:
+        return {**point, "objective_value": point[VALUE_AT_Y]}
+    return point

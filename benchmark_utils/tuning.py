@@ -84,6 +84,11 @@ REQUIRED_COLUMNS = ("stop_val", "time", "objective_value",
 #: diverged or failed point.
 DIVERGED_COLUMN = "objective_diverged"
 FAILED_COLUMN = "objective_failed"
+#: The column that a curve on a lower level that is not convex is scored
+#: on, in place of hypergrad_norm (NaN wherever its local reference is not
+#: known, benchmark_utils/local_metrics.py) and of the value: the upper
+#: level's value at the solver's own y, which only such a problem reports.
+VALUE_AT_Y_COLUMN = "objective_value_at_y"
 
 
 def round_significant(value, down=False):
@@ -328,7 +333,9 @@ def check_columns(results):
 def curve_score(curve, budget):
     """The score of one curve (its rows of benchopt's results table): the
     mean of log10(hypergrad_norm) over the solver-time budget, lower is
-    better.
+    better; on a lower level that is not convex (a curve with
+    :data:`VALUE_AT_Y_COLUMN`), the mean of log10(value_at_y), the value
+    at the solver's own y standing for both the value and hypergrad_norm.
 
     The curve starts at time 0 (its first point, the starting point), is
     linear in log10(hypergrad_norm) between points (the exact area of a
@@ -346,8 +353,12 @@ def curve_score(curve, budget):
     if any(column in curve and curve[column].eq(True).any()
            for column in (DIVERGED_COLUMN, FAILED_COLUMN)):
         return math.inf
-    value = curve["objective_value"].to_numpy(dtype=float)
-    norm = curve["objective_hypergrad_norm"].to_numpy(dtype=float)
+    if (VALUE_AT_Y_COLUMN in curve
+            and curve[VALUE_AT_Y_COLUMN].notna().any()):
+        value = norm = curve[VALUE_AT_Y_COLUMN].to_numpy(dtype=float)
+    else:
+        value = curve["objective_value"].to_numpy(dtype=float)
+        norm = curve["objective_hypergrad_norm"].to_numpy(dtype=float)
     time = curve["time"].to_numpy(dtype=float, copy=True)
     if not (np.isfinite(value).all() and np.isfinite(norm).all()
             and np.isfinite(time).all()) or value[-1] > value[0]:

@@ -18,7 +18,7 @@ G, H and B, the features...) one call of each oracle makes: the arithmetic
 that the fixed cost of a call comes on top of, counted, not timed.
 
 Usage (from the benchmark folder):
-    python scripts/oracle_cost.py [--products]
+    python scripts/oracle_cost.py [--products] [--dataset NAME ...]
 """
 import argparse
 import math
@@ -102,13 +102,13 @@ def products_per_call(problem, mode):
     return counts
 
 
-def print_products(benchmark):
+def print_products(benchmark, names=None):
     from benchmark_utils.oracles import available_hvp_modes
     print("Matrix products with the data per full-batch call, in the modes "
           "reverse / forward / closed form.\n")
     print("| problem | " + " | ".join(COUNTED_CALLS) + " |")
     print("|---" * (len(COUNTED_CALLS) + 1) + "|")
-    for label, problem in problems(benchmark):
+    for label, problem in problems(benchmark, names):
         by_mode = {mode: products_per_call(problem, mode)
                    for mode in available_hvp_modes(problem)}
         cells = [" / ".join(str(by_mode[mode][name]) if mode in by_mode
@@ -138,15 +138,22 @@ def ijcnn1_shaped_problem(n_train=49_990):
         n_train, 1_000, 1_000, seed=0)
 
 
-def problems(benchmark):
-    """(label, problem) of every problem family of the benchmark."""
-    for name, params in [("quadratic", {}), ("quadratic_samples", {}),
-                         ("synthetic", {"n": 1000}),
-                         ("hyperclean_mnist5k", {})]:
-        yield load_dataset(benchmark, name, params)
-    yield "regsel, ijcnn1-shaped (random)", ijcnn1_shaped_problem()
-    yield ("regsel, news20-shaped (random, 8,000 documents)",
-           news20_shaped_problem(8_000))
+#: The datasets measured, at these parameters.
+DATASETS = [("quadratic", {}), ("quadratic_samples", {}),
+            ("synthetic", {"n": 1000}), ("hyperclean_mnist5k", {}),
+            ("hyperclean_mlp_mnist5k", {}), ("distill_mnist5k", {})]
+
+
+def problems(benchmark, names=None):
+    """(label, problem) of every problem family of the benchmark; only the
+    datasets ``names`` (of DATASETS) when given."""
+    for name, params in DATASETS:
+        if names is None or name in names:
+            yield load_dataset(benchmark, name, params)
+    if names is None:
+        yield "regsel, ijcnn1-shaped (random)", ijcnn1_shaped_problem()
+        yield ("regsel, news20-shaped (random, 8,000 documents)",
+               news20_shaped_problem(8_000))
 
 
 def main():
@@ -154,10 +161,14 @@ def main():
     parser.add_argument("--products", action="store_true",
                         help="count the products with the data per call "
                         "instead of timing the calls")
+    parser.add_argument("--dataset", nargs="+", default=None,
+                        choices=[name for name, _ in DATASETS],
+                        help="only these datasets (default: every problem "
+                        "family, the LIBSVM-shaped ones included)")
     args = parser.parse_args()
     benchmark = Benchmark(Path(__file__).resolve().parents[1])
     if args.products:
-        print_products(benchmark)
+        print_products(benchmark, args.dataset)
         return
     # Imported once the benchmark has registered its benchmark_utils.
     from benchmark_utils.oracle_cost import (measure_oracle_costs,
@@ -174,7 +185,7 @@ def main():
     print("| problem | device | gradient (ms) | HVP | cross | fused HVP and "
           "cross | auto |")
     print("|---|---|---|---|---|---|---|")
-    for label, problem in problems(benchmark):
+    for label, problem in problems(benchmark, args.dataset):
         for device in devices:
             moved = problem.to(device, torch.float64)
             costs = {mode: measure_oracle_costs(moved, mode,

@@ -10,6 +10,11 @@ from benchmark_utils.validation import ParameterError, check_positive
 NO_MINIBATCHES = (
     "AID-exact solves y*(x) and A v = b to a tolerance on the full data, "
     "and has no minibatch version: its batch_size must be 'full'.")
+#: Why AID-exact leaves out a non-convex lower level.
+NOT_CONVEX = (
+    "AID-exact solves y*(x) to a tolerance by Newton-CG, which needs a "
+    "convex lower level; the {name} problem's is not convex (its Newton "
+    "systems can be indefinite and y*(x) is not unique).")
 
 
 class Solver(BilevelSolver):
@@ -21,7 +26,8 @@ class Solver(BilevelSolver):
     ``tol``. Per outer iteration: as many gradients and HVPs as the solves
     take, and 1 cross product. Full batch only: a ``batch_size`` other than
     'full' skips it (with the reason), so that a sweep over batch sizes of
-    every solver leaves it out."""
+    every solver leaves it out; so does a problem whose lower level is not
+    convex."""
 
     name = "AID-exact"
     parameters = {
@@ -44,6 +50,9 @@ class Solver(BilevelSolver):
     def check_parameters(self):
         if self.batch_size != FULL_BATCH:
             raise ParameterError(NO_MINIBATCHES)
+        problem = self.oracles.problem
+        if not problem.lower_level_convex:
+            raise ParameterError(NOT_CONVEX.format(name=problem.name))
         check_positive("tol", self.tol)
         # A tolerance under the dtype's resolution cannot be met: the solves
         # would run to their iteration caps at every outer iteration.

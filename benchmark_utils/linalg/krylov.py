@@ -296,6 +296,22 @@ class LanczosProcess:
             self.n_vectors = j + 2
         return True
 
+    def ritz_values(self):
+        """The eigenvalues of T_j, ascending: Rayleigh quotients of the
+        operator on the basis, so with one operator the smallest is an
+        upper bound on its smallest eigenvalue (Cauchy's interlacing), and
+        the Lanczos estimate of it (Golub and Van Loan, *Matrix
+        Computations*, Section 10.1). After a step refused because it
+        made T_j indefinite (``lost_definiteness``), those of the
+        T_{j+1} that step found, whose smallest is <= 0: the operator is
+        not positive definite."""
+        n = self.dim + int(self.lost_definiteness)
+        off_diagonal = self._terms[:n - 1, 1]
+        tridiagonal = (torch.diag(self._terms[:n, 0])
+                       + torch.diag(off_diagonal, 1)
+                       + torch.diag(off_diagonal, -1))
+        return torch.linalg.eigvalsh(tridiagonal)
+
     def project(self, vector):
         """Coordinates ``Q_j^T vector`` of a vector in the current basis."""
         return self._basis[:self.dim] @ vector

@@ -7,7 +7,8 @@ structure (a weight matrix) reshapes them inside ``f`` and ``g``.
 
 **Samples.** A problem whose ``g`` is a mean over training samples and whose
 ``f`` is a mean over validation samples (hyper-cleaning, regularization
-selection, the sample-based quadratic) declares ``n_inner_samples`` and
+selection, the sample-based quadratic; for dataset distillation, the learnt
+images and the real training images) declares ``n_inner_samples`` and
 ``n_outer_samples``, and its ``f``, ``g`` and closed-form products take an
 optional ``batch``: a 1-D int64 tensor of sample indices (into the
 training samples for ``g``, the validation samples for ``f``), on the
@@ -54,6 +55,12 @@ class BilevelProblem:
     #: samples.
     n_inner_samples = None
     n_outer_samples = None
+    #: False for a problem whose lower level is not convex in y (a neural
+    #: network): y*(x) is then not unique and d2_yy g can be indefinite,
+    #: so its reference metrics come from a local solve started at the
+    #: solver's own y (``benchmark_utils.local_metrics``), and its
+    #: ``inner_strong_convexity`` is None.
+    lower_level_convex = True
 
     def f(self, x, y, batch=None):
         """Upper-level function, a scalar tensor (on the validation samples
@@ -62,7 +69,8 @@ class BilevelProblem:
 
     def g(self, x, y, batch=None):
         """Lower-level function, a scalar tensor, strongly convex in ``y``
-        (on the training samples ``batch``; None: all of them)."""
+        unless ``lower_level_convex`` is False (on the training samples
+        ``batch``; None: all of them)."""
         raise NotImplementedError
 
     def inner_strong_convexity(self, x):

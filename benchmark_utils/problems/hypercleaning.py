@@ -12,6 +12,10 @@ g is 2 reg-strongly convex in W for every x. ``y`` is W flattened. On a
 minibatch, g averages its B training samples' terms (each with its own
 weight sigma(x_i)) and keeps the whole ridge; f averages its B validation
 samples'.
+
+:class:`SampleWeightedCleaning` holds what does not depend on the
+classifier, so that another classifier (the multilayer perceptron of
+``mlp_hypercleaning``) gets the same data, splits, corruption and weights.
 """
 import math
 
@@ -22,8 +26,8 @@ from benchmark_utils.problems.base import BilevelProblem, select_samples
 from benchmark_utils.problems.glm import (class_probabilities,
                                           cross_entropy_curvature,
                                           cross_entropy_residual)
-from benchmark_utils.validation import (ParameterError, check_positive,
-                                        check_split_sizes)
+from benchmark_utils.validation import (ParameterError, check_at_least,
+                                        check_positive, check_split_sizes)
 
 N_CLASSES = 10
 #: The feature directions that the preconditioner of d2_WW g treats one by
@@ -34,8 +38,13 @@ N_CLASSES = 10
 PRECONDITIONER_EIGENVALUE_CUTOFF = 1e-3
 
 
-class HyperCleaningProblem(BilevelProblem):
-    """Parameters
+class SampleWeightedCleaning(BilevelProblem):
+    """What hyper-cleaning is whatever its classifier: the data, one weight
+    sigma(x_i) per training sample, the two levels' losses and the held-out
+    metrics. A subclass sets ``y0`` and writes ``logits(y, features)``, its
+    classifier's.
+
+    Parameters
     ----------
     train_features, val_features, test_features : tensors (n, 785)
         Normalised pixels with a trailing constant 1 (the bias).
@@ -46,22 +55,19 @@ class HyperCleaningProblem(BilevelProblem):
     corrupted : bool tensor
         Which training labels were corrupted (for ``corrupted_f1``).
     reg : float
-        The lower level's ridge weight C_r > 0 (paper: 0.01), which makes
-        it strongly convex.
+        The lower level's ridge weight C_r >= 0 (paper: 0.01).
     """
 
-    name = "hyper-cleaning"
     #: The LancBiO paper's schedule for hyper-cleaning (Yang, Gao and Yuan,
     #: ICLR 2025, Section 4.2): at most 10 vectors, x1.3 every 50
     #: iterations. Each vector of the basis is built with a Hessian whose
     #: sample weights have moved since the last one, so a long basis loses
     #: orthogonality (see scripts/long_run_stability.py).
     subspace_schedule = (10, 1.3, 50)
-    has_closed_form_derivatives = True
 
     def __init__(self, train_features, train_labels, val_features, val_labels,
                  test_features, test_labels, corrupted, reg=0.01):
-        check_positive("reg", reg)
+        check_at_least("reg", reg, 0.0)
         self.train_features, self.train_labels = train_features, train_labels
         self.val_features, self.val_labels = val_features, val_labels
         self.test_features, self.test_labels = test_features, test_labels
@@ -76,20 +82,9 @@ class HyperCleaningProblem(BilevelProblem):
         self.outer_step_unit = train_features.shape[0] / 10
         self.x0 = torch.zeros(train_features.shape[0],
                               dtype=train_features.dtype)
-        self.y0 = torch.zeros(N_CLASSES * self.n_features,
-                              dtype=train_features.dtype)
-        # The eigendecomposition of the features' second moment, computed
-        # by the first call to hessian_preconditioner.
-        self.moment_eigenvalues = self.moment_eigenvectors = None
-
-    def inner_strong_convexity(self, x):
-        """2 reg: the cross-entropy terms are convex."""
-        return 2 * self.reg
 
     def logits(self, y, features):
-        # As V A^T (10 x d times d x n): on 2 CPU cores the BLAS product
-        # takes half the time of A V^T, the same numbers up to round-off.
-        return (y.view(N_CLASSES, self.n_features) @ features.T).T
+        raise NotImplementedError
 
     def training_samples(self, x, batch):
         """(x_i, features, labels) of the training samples ``batch``."""
@@ -108,6 +103,50 @@ class HyperCleaningProblem(BilevelProblem):
         return F.cross_entropy(
             self.logits(y, select_samples(self.val_features, batch)),
             select_samples(self.val_labels, batch))
+
+    def test_metrics(self, x, y):
+        """Held-out metrics of the solver's classifier ``y``, and how well
+        the learnt weights flag the corrupted samples (sigma(x_i) < 1/2):
+        their F1 score, NaN where no sample was corrupted (no recall to
+        speak of)."""
+        test_logits = self.logits(y, self.test_features)
+        val_logits = self.logits(y, self.val_features)
+        return dict(
+            test_accuracy=accuracy(test_logits, self.test_labels),
+            test_loss=float(F.cross_entropy(test_logits, self.test_labels)),
+            val_accuracy=accuracy(val_logits, self.val_labels),
+            corrupted_f1=corrupted_f1(x, self.corrupted),
+        )
+
+
+class HyperCleaningProblem(SampleWeightedCleaning):
+    """Hyper-cleaning of a linear classifier (the LancBiO paper's): the
+    parameters of :class:`SampleWeightedCleaning`, with ``reg > 0``: g is
+    2 reg-strongly convex in W, through its ridge alone."""
+
+    name = "hyper-cleaning"
+    has_closed_form_derivatives = True
+
+    def __init__(self, train_features, train_labels, val_features, val_labels,
+                 test_features, test_labels, corrupted, reg=0.01):
+        check_positive("reg", reg)
+        super().__init__(train_features, train_labels, val_features,
+                         val_labels, test_features, test_labels, corrupted,
+                         reg)
+        self.y0 = torch.zeros(N_CLASSES * self.n_features,
+                              dtype=train_features.dtype)
+        # The eigendecomposition of the features' second moment, computed
+        # by the first call to hessian_preconditioner.
+        self.moment_eigenvalues = self.moment_eigenvectors = None
+
+    def inner_strong_convexity(self, x):
+        """2 reg: the cross-entropy terms are convex."""
+        return 2 * self.reg
+
+    def logits(self, y, features):
+        # As V A^T (10 x d times d x n): on 2 CPU cores the BLAS product
+        # takes half the time of A V^T, the same numbers up to round-off.
+        return (y.view(N_CLASSES, self.n_features) @ features.T).T
 
     # With P = softmax(A W^T), R = P - onehot(labels) and s = sigmoid(x),
     # over the n training samples of the batch (all of them, without one):
@@ -267,20 +306,6 @@ class HyperCleaningProblem(BilevelProblem):
              ).reshape(1)])
         self.moment_eigenvectors = eigenvectors[:, kept].contiguous()
 
-    def test_metrics(self, x, y):
-        """Held-out metrics of the solver's classifier ``y``, and how well
-        the learnt weights flag the corrupted samples (sigma(x_i) < 1/2):
-        their F1 score, NaN where no sample was corrupted (no recall to
-        speak of)."""
-        test_logits = self.logits(y, self.test_features)
-        val_logits = self.logits(y, self.val_features)
-        return dict(
-            test_accuracy=accuracy(test_logits, self.test_labels),
-            test_loss=float(F.cross_entropy(test_logits, self.test_labels)),
-            val_accuracy=accuracy(val_logits, self.val_labels),
-            corrupted_f1=corrupted_f1(x, self.corrupted),
-        )
-
 
 def corrupted_f1(x, corrupted):
     """The F1 score of the samples that the weights sigma(x_i) < 1/2 flag,
@@ -326,11 +351,12 @@ def corrupt_labels(labels, corruption_rate, generator):
     return noisy, corrupted
 
 
-def build_hypercleaning_problem(train_pool, test_pool, normalisation,
-                                n_train, n_val, corruption_rate, reg, seed,
-                                n_test=None, pool_name="training images"):
-    """Draw disjoint training and validation sets from ``train_pool``,
-    corrupt the training labels and build the problem.
+def draw_cleaning_data(train_pool, test_pool, normalisation, n_train,
+                       n_val, corruption_rate, generator, n_test=None,
+                       pool_name="training images"):
+    """Draw disjoint training and validation sets from ``train_pool`` and
+    corrupt the training labels, from ``generator``: the arguments of a
+    :class:`SampleWeightedCleaning` before ``reg``.
 
     Parameters
     ----------
@@ -349,7 +375,6 @@ def build_hypercleaning_problem(train_pool, test_pool, normalisation,
     if test_pool is None:
         splits["n_test"] = n_test
     check_split_sizes(splits, n_pool, f"the {n_pool} {pool_name}")
-    generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n_pool, generator=generator)
     train_idx = order[:n_train]
     val_idx = order[n_train:n_train + n_val]
@@ -360,8 +385,20 @@ def build_hypercleaning_problem(train_pool, test_pool, normalisation,
                                              corruption_rate, generator)
     # Features only for the drawn samples: the full 60,000-image pool in
     # float64 would take 377 MB.
+    return (image_features(images[train_idx], *normalisation), noisy_labels,
+            image_features(images[val_idx], *normalisation), labels[val_idx],
+            image_features(test_pool[0], *normalisation), test_pool[1],
+            corrupted)
+
+
+def build_hypercleaning_problem(train_pool, test_pool, normalisation,
+                                n_train, n_val, corruption_rate, reg, seed,
+                                n_test=None, pool_name="training images"):
+    """The linear hyper-cleaning problem on the sets that
+    :func:`draw_cleaning_data` draws from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
     return HyperCleaningProblem(
-        image_features(images[train_idx], *normalisation), noisy_labels,
-        image_features(images[val_idx], *normalisation), labels[val_idx],
-        image_features(test_pool[0], *normalisation), test_pool[1],
-        corrupted, reg=reg)
+        *draw_cleaning_data(train_pool, test_pool, normalisation, n_train,
+                            n_val, corruption_rate, generator, n_test,
+                            pool_name),
+        reg=reg)
