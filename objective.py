@@ -4,6 +4,7 @@ import torch
 from benchopt import BaseObjective
 
 from benchmark_utils.device import resolve_device, resolve_dtype
+from benchmark_utils.memory import no_memory
 from benchmark_utils.metrics import DivergenceRule, ReferenceMetrics
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
@@ -18,9 +19,9 @@ class Objective(BaseObjective):
     Solvers get counting oracles of f and g; each evaluation reports the
     hyper-objective, the exact hypergradient norm and the hypergradient
     formula's norm at the solver's own y, the solver's inner and
-    linear-system errors, whether the curve diverged, the oracle counts and
+    linear-system errors, whether the curve diverged, the oracle counts,
     the problem's measured costs of one HVP and one cross product in
-    gradients.
+    gradients, and the memory the solver used (its state and its peak).
     """
 
     name = "Bilevel optimization"
@@ -101,7 +102,9 @@ class Objective(BaseObjective):
         return dict(oracles=Oracles(self.problem, self.resolved_hvp_mode),
                     x0=self.problem.x0, y0=self.problem.y0)
 
-    def evaluate_result(self, x, y, v, counts, n_outer):
+    def evaluate_result(self, x, y, v, counts, n_outer, memory=None):
+        # memory: the solver's memory columns (benchmark_utils.memory); a
+        # point given by hand, with no run behind it, has none (NaN).
         metrics = self.reference.evaluate(
             x, y, v, second_order=self.second_order_metrics)
         if math.isfinite(metrics["value"]):
@@ -109,9 +112,10 @@ class Objective(BaseObjective):
                 metrics.update(self.problem.test_metrics(x.detach(),
                                                          y.detach()))
         return dict(**metrics, diverged=self.diverged(metrics), **counts,
-                    n_outer=n_outer, **self.oracle_costs)
+                    n_outer=n_outer, **self.oracle_costs,
+                    **(no_memory() if memory is None else memory))
 
     def get_one_result(self):
         return dict(x=self.problem.x0, y=self.problem.y0, v=None,
                     counts=dict(n_grad=0, n_hvp=0, n_cross=0, n_epochs=0),
-                    n_outer=0)
+                    n_outer=0, memory=no_memory())

@@ -15,6 +15,7 @@ from benchopt import BaseSolver
 
 from benchmark_utils.device import synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
+from benchmark_utils.memory import MemoryMeter
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
 from benchmark_utils.tuned_steps import TUNED, TUNED_CONFIGS, tuned_step
 from benchmark_utils.validation import ParameterError, check_positive
@@ -55,8 +56,9 @@ class BilevelSolver(BaseSolver):
     iterations counted. ``v0`` is zero for a method that carries ``v`` from
     one iteration to the next (``warm_starts_v``), else None until the first
     iteration computes one (or always None, for a method without ``v``).
-    ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts
-    and the number of outer iterations done.
+    ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts,
+    the number of outer iterations done and the memory used so far
+    (:mod:`benchmark_utils.memory`).
 
     The step sizes named in :data:`STEP_SIZES` are resolved once, at set-up,
     into ``inner_step``, ``linsys_step`` and ``outer_step`` (see
@@ -145,6 +147,8 @@ class BilevelSolver(BaseSolver):
     def run(self, callback):
         self.oracles.reset()
         callback = synchronized(callback, self.oracles.device)
+        self._memory_meter = MemoryMeter(self)
+        callback = self._memory_meter.watch(callback)
         self.x, self.y = self.x0.clone(), self.y0.clone()
         self.v = torch.zeros_like(self.y) if self.warm_starts_v else None
         self.n_outer = 0
@@ -189,8 +193,11 @@ class BilevelSolver(BaseSolver):
         return 1 - self.decayed(1 - momentum, exponent)
 
     def get_result(self):
+        # benchopt calls it with the clock stopped: the memory is measured
+        # here (benchmark_utils.memory).
         return dict(x=self.x, y=self.y, v=self.v,
-                    counts=self.oracles.counts(), n_outer=self.n_outer)
+                    counts=self.oracles.counts(), n_outer=self.n_outer,
+                    memory=self._memory_meter.measure())
 
     def step_size(self, name, value):
         """A step size parameter, in the units of the variable it moves.
