@@ -204,25 +204,43 @@ class MemoryMeter:
         so far)."""
         state = state_storages(self.solver)
         state_total = sum(state.values())
-        if self.on_cuda:
-            allocated = torch.cuda.memory_allocated(self.device)
-            if self.not_solver_bytes is None:
-                # The first evaluation point: what is allocated then and
-                # not held by the solver is not its own. The peak is
-                # counted from here (set-up, and a previous run's state
-                # still held while this one's is built, do not count).
-                self.not_solver_bytes = allocated - sum(
-                    n_bytes for (where, _), n_bytes in state.items()
-                    if on_device(where, self.device))
-                torch.cuda.reset_peak_memory_stats(self.device)
-            self.peak_bytes = max(self.peak_bytes, (
-                torch.cuda.max_memory_allocated(self.device)
-                - self.not_solver_bytes - self.evaluation_bytes))
-            self.measured_at = allocated
-        elif self.solver.n_outer != self.replayed_at:
-            self.replayed_at = self.solver.n_outer
-            self.peak_bytes = max(self.peak_bytes, state_total
-                                  + iteration_excess_bytes(self.solver))
         self.state_bytes = max(self.state_bytes, state_total)
+        peak = (self._allocator_peak(state) if self.on_cuda
+                else self._replayed_peak(state_total))
         return dict(memory_state_bytes=float(self.state_bytes),
-                    memory_peak_bytes=float(self.peak_bytes))
+                    memory_peak_bytes=float(peak))
+
+    def _allocator_peak(self, state):
+        """CUDA: the allocator's peak since the last evaluation, less what
+        is not the solver's; the largest so far."""
+        allocated = torch.cuda.memory_allocated(self.device)
+        if self.not_solver_bytes is None:
+            # The first evaluation point: what is allocated then and not
+            # held by the solver is not its own. The peak is counted from
+            # here (set-up, and a previous run's state still held while
+            # this one's is built, do not count).
+            self.not_solver_bytes = allocated - sum(
+                n_bytes for (where, _), n_bytes in state.items()
+                if on_device(where, self.device))
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.peak_bytes = max(self.peak_bytes, (
+            torch.cuda.max_memory_allocated(self.device)
+            - self.not_solver_bytes - self.evaluation_bytes))
+        self.measured_at = allocated
+        return self.peak_bytes
+
+    def _replayed_peak(self, state_total):
+        """CPU: the state plus the largest excess of the next iteration,
+        replayed (once per point); the largest so far."""
+        if self.solver.n_outer != self.replayed_at:
+            try:
+                excess = iteration_excess_bytes(self.solver)
+            except Exception:
+                # The replay is a measurement: if it fails (no memory left
+                # for the copy, or an iteration that raises, which the run
+                # meets next), this point's peak is unknown, and the run
+                # goes on.
+                return math.nan
+            self.replayed_at = self.solver.n_outer
+            self.peak_bytes = max(self.peak_bytes, state_total + excess)
+        return self.peak_bytes

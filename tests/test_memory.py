@@ -9,8 +9,9 @@ import math
 
 import pytest
 import torch
-from conftest import (IterationBudget, make_objective, run_solver,
-                      small_hypercleaning_problem, small_regsel_problem)
+from conftest import (BENCHMARK, IterationBudget, make_objective,
+                      run_solver, small_hypercleaning_problem,
+                      small_regsel_problem)
 
 from benchmark_utils.memory import COLUMNS
 from benchmark_utils.oracles import Oracles
@@ -114,6 +115,31 @@ def test_cpu_peak_is_the_state_plus_the_iterations_largest_excess(
             # The scratch buffer (16 rows of the size of y) is larger
             # than the copies that follow it.
             memory_peak_bytes=state + FLOAT64 * 16 * dim_y)
+
+
+class FailsAtTwo(Scratch):
+    """Scratch, whose third iteration raises."""
+
+    name = "fails-at-two"
+
+    def step(self, x, y, v):
+        if self.n_outer == 2:
+            raise MemoryError("no memory for this iteration")
+        return super().step(x, y, v)
+
+
+def test_a_replay_that_fails_leaves_that_peak_unknown(quadratic):
+    objective = make_objective(quadratic)
+    solver = FailsAtTwo.get_instance(n_rows=16)
+    solver.set_objective(**objective.get_objective())
+    # Measured after 0, 1 and 2 iterations; the run stops before the
+    # third.
+    callback = IterationBudget(2, solver)
+    solver.run(callback)
+    peaks = [result["memory"]["memory_peak_bytes"]
+             for result in callback.history]
+    assert peaks[0] == peaks[1] > 0 and math.isnan(peaks[2])
+    assert callback.history[2]["memory"]["memory_state_bytes"] > 0
 
 
 def test_itd_peak_grows_by_one_iterate_per_unrolled_step(synthetic):
@@ -233,6 +259,19 @@ PROBLEMS = {
     "hyper-cleaning": small_hypercleaning_problem,
     "regularization selection": lambda: small_regsel_problem(3, seed=0),
 }
+
+
+@pytest.mark.parametrize("solver", sorted(
+    solver.name for solver in BENCHMARK.get_solvers()))
+def test_every_solvers_iteration_can_be_replayed(quadratic, solver):
+    # Measured at the start and after one iteration: two replays.
+    _, _, callback = run_solver(solver, quadratic, 1, record=True)
+    state = FLOAT64 * (quadratic.x0.numel() + quadratic.y0.numel())
+    for result in callback.history:
+        memory = result["memory"]
+        assert memory["memory_state_bytes"] >= state
+        assert (memory["memory_state_bytes"] < memory["memory_peak_bytes"]
+                < math.inf)
 
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
