@@ -2,10 +2,11 @@
 and scripts import from here.
 
 - ``solver``, ``oracles``, ``sampling``, ``metrics``, ``stopping``,
-  ``device``, ``validation``, ``oracle_cost``: the machinery of a run (the
-  solver base class, the counting oracles, the seeded minibatch sampler of
-  stochastic solvers, the reference metrics, the stopping rule, device and
-  timing, parameter checks, measured oracle costs).
+  ``device``, ``validation``, ``oracle_cost``, ``memory``: the machinery of
+  a run (the solver base class, the counting oracles, the seeded minibatch
+  sampler of stochastic solvers, the reference metrics, the stopping rule,
+  device and timing, parameter checks, measured oracle costs, the memory
+  a solver uses).
 - ``problems``: the bilevel problem contract and every problem, with its
   closed-form products.
 - ``linalg``: linear algebra on oracles: Krylov methods, Neumann series,

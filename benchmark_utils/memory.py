@@ -24,9 +24,11 @@ and ``memory_peak_bytes``, in bytes, measured outside the timed iterations.
   allocation and release of the CPU allocator, with its size). The copy
   holds its own state and oracle counters, so the curve goes on exactly as
   if nothing had happened, and no profiler runs during a timed iteration.
-  The column is the largest over the replayed iterations: the iterations
-  at the evaluation points, not every iteration (a method whose iterations
-  differ, such as a periodic full pass, is measured on the ones sampled).
+  The column is the largest over the replayed iterations: those at the
+  evaluation points (at most one per factor ``REPLAY_SPACING`` in
+  iterations, which takes every regular evaluation point of a benchopt
+  run), not every iteration (a method whose iterations differ, such as a
+  periodic full pass, is measured on the ones sampled).
 """
 import copy
 import gc
@@ -47,6 +49,12 @@ COLUMNS = ("memory_state_bytes", "memory_peak_bytes")
 NOT_STATE = ("oracles", "x0", "y0", "_run_context", "_memory_meter")
 #: The name of the profiled range of a replayed iteration.
 REPLAYED_ITERATION = "replayed outer iteration"
+#: A point is replayed if its iteration number is at least this factor
+#: times that of the last point replayed: benchopt's evaluation points,
+#: a factor 1.5 or more apart (1 to 2 to 3 to 4 at the start), are all
+#: replayed, and a caller measuring every iteration pays for a number of
+#: replays that grows with the logarithm of the run's length.
+REPLAY_SPACING = 1.2
 #: Objects without tensors, not walked through.
 _OPAQUE = (str, bytes, int, float, complex, bool, type(None), type,
            types.FunctionType, types.MethodType, types.BuiltinFunctionType,
@@ -168,8 +176,7 @@ class MemoryMeter:
         self.device = solver.oracles.device
         self.on_cuda = self.device.type == "cuda"
         self.state_bytes = self.peak_bytes = 0
-        # CPU: the outer iteration last replayed (a point measured twice
-        # is replayed once).
+        # CPU: the outer iteration last replayed.
         self.replayed_at = None
         # CUDA: the bytes allocated that are not the solver's (set at the
         # first measurement), those the evaluations have left allocated
@@ -231,8 +238,12 @@ class MemoryMeter:
 
     def _replayed_peak(self, state_total):
         """CPU: the state plus the largest excess of the next iteration,
-        replayed (once per point); the largest so far."""
-        if self.solver.n_outer != self.replayed_at:
+        replayed (at most once per factor REPLAY_SPACING in iterations);
+        the largest so far."""
+        n_outer = self.solver.n_outer
+        if self.replayed_at is None or (
+                n_outer != self.replayed_at
+                and n_outer >= REPLAY_SPACING * self.replayed_at):
             try:
                 excess = iteration_excess_bytes(self.solver)
             except Exception:
@@ -241,6 +252,8 @@ class MemoryMeter:
                 # meets next), this point's peak is unknown, and the run
                 # goes on.
                 return math.nan
-            self.replayed_at = self.solver.n_outer
+            self.replayed_at = n_outer
             self.peak_bytes = max(self.peak_bytes, state_total + excess)
+        # Between replays, the state held now is a lower bound.
+        self.peak_bytes = max(self.peak_bytes, state_total)
         return self.peak_bytes

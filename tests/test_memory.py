@@ -13,6 +13,7 @@ from conftest import (BENCHMARK, IterationBudget, make_objective,
                       run_solver, small_hypercleaning_problem,
                       small_regsel_problem)
 
+from benchmark_utils import memory as memory_module
 from benchmark_utils.memory import COLUMNS
 from benchmark_utils.oracles import Oracles
 from benchmark_utils.problems.quadratic import QuadraticProblem
@@ -140,6 +141,26 @@ def test_a_replay_that_fails_leaves_that_peak_unknown(quadratic):
              for result in callback.history]
     assert peaks[0] == peaks[1] > 0 and math.isnan(peaks[2])
     assert callback.history[2]["memory"]["memory_state_bytes"] > 0
+
+
+def test_replays_take_benchopts_points_and_thin_out_every_iteration(
+        monkeypatch, quadratic):
+    replayed = []
+
+    def excess(solver):
+        replayed.append(solver.n_outer)
+        return 0
+
+    monkeypatch.setattr(memory_module, "iteration_excess_bytes", excess)
+    # benchopt's evaluation points (a factor 1.5 apart, at least one
+    # iteration): every one is replayed.
+    points = [0, 1, 2, 3, 4, 6, 9, 13, 19, 28]
+    run_solver("SOBA", quadratic, max(points), record=points)
+    assert replayed == points
+    # Measured at every iteration: replayed a factor 1.2 apart.
+    replayed.clear()
+    run_solver("SOBA", quadratic, 20, record=True)
+    assert replayed == [0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 18]
 
 
 def test_itd_peak_grows_by_one_iterate_per_unrolled_step(synthetic):
