@@ -50,8 +50,8 @@ NOT_STATE = ("oracles", "x0", "y0", "_run_context", "_memory_meter")
 #: The name of the profiled range of a replayed iteration.
 REPLAYED_ITERATION = "replayed outer iteration"
 #: A point is replayed if its iteration number is at least this factor
-#: times that of the last point replayed: benchopt's evaluation points,
-#: a factor 1.5 or more apart (1 to 2 to 3 to 4 at the start), are all
+#: times that of the last point replayed: benchopt's evaluation points
+#: (0, 1, 2, 3, 4, 6, 9, 13, ..., at least a factor 4/3 apart) are all
 #: replayed, and a caller measuring every iteration pays for a number of
 #: replays that grows with the logarithm of the run's length.
 REPLAY_SPACING = 1.2
