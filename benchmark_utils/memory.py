@@ -7,7 +7,8 @@ and ``memory_peak_bytes``, in bytes, measured outside the timed iterations.
   variance-reduction tables, momentum buffers, the batch orders of its
   samplers), each storage counted once however many views share it. The
   problem's data, the oracles, the starting point ``(x0, y0)`` and
-  benchopt's run context are not the solver's. Taken at each evaluation
+  benchopt's objects (its run context, the objective and its reference
+  copy of the problem) are not the solver's. Taken at each evaluation
   point; the column is the largest so far.
 - **Peak** on CUDA: the caching allocator's peak
   (``torch.cuda.max_memory_allocated``) during the solver's iterations,
@@ -38,15 +39,20 @@ import os
 import types
 
 import torch
+from benchopt import BaseDataset, BaseObjective, BaseSolver
+from benchopt.utils.run_context import RunContext
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 #: The result columns, in bytes.
 COLUMNS = ("memory_state_bytes", "memory_peak_bytes")
-#: The solver attributes that are not its state (set up by the base class
-#: or by benchopt): the oracles hold the problem, x0 and y0 are the
-#: problem's own tensors.
-NOT_STATE = ("oracles", "x0", "y0", "_run_context", "_memory_meter")
+#: The solver attributes that are not its state (set up by the base
+#: class): the oracles hold the problem, x0 and y0 are the problem's own
+#: tensors.
+NOT_STATE = ("oracles", "x0", "y0", "_memory_meter")
+#: Nor are benchopt's objects, which benchopt sets on the solver (its run
+#: context, the objective with its reference copy of the problem).
+BENCHOPT_TYPES = (BaseObjective, BaseDataset, BaseSolver, RunContext)
 #: The name of the profiled range of a replayed iteration.
 REPLAYED_ITERATION = "replayed outer iteration"
 #: A point is replayed if its iteration number is at least this factor
@@ -67,16 +73,16 @@ def no_memory():
     return dict.fromkeys(COLUMNS, math.nan)
 
 
-def storages(roots, skip=()):
+def storages(roots, skip=(), skip_types=()):
     """``{(device, address): bytes}`` of the distinct tensor storages
     reachable from ``roots`` through containers and object attributes,
-    without going through the objects in ``skip``."""
+    without going through the objects in ``skip`` or of ``skip_types``."""
     seen = {id(obj) for obj in skip}
     found = {}
     stack = list(roots)
     while stack:
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, _OPAQUE):
+        if id(obj) in seen or isinstance(obj, (*_OPAQUE, *skip_types)):
             continue
         seen.add(id(obj))
         if isinstance(obj, torch.Tensor):
@@ -95,17 +101,20 @@ def storages(roots, skip=()):
 
 
 def _not_state(solver):
-    """The objects a solver holds that are not its state."""
+    """The objects a solver holds that are not its state: those named in
+    :data:`NOT_STATE`, the problem, and benchopt's objects."""
     held = [getattr(solver, name) for name in NOT_STATE
             if hasattr(solver, name)]
     if hasattr(solver, "oracles"):
         held.append(solver.oracles.problem)
-    return held
+    return held + [value for value in vars(solver).values()
+                   if isinstance(value, BENCHOPT_TYPES)]
 
 
 def state_storages(solver):
     """:func:`storages` of the solver's state (module docstring)."""
-    return storages([vars(solver)], skip=[solver, *_not_state(solver)])
+    return storages([vars(solver)], skip=[solver, *_not_state(solver)],
+                    skip_types=BENCHOPT_TYPES)
 
 
 def on_device(where, device):

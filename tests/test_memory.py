@@ -9,9 +9,10 @@ import math
 
 import pytest
 import torch
-from conftest import (BENCHMARK, IterationBudget, make_objective,
-                      run_solver, small_hypercleaning_problem,
-                      small_regsel_problem)
+from benchopt.utils.run_context import RunContext
+from conftest import (BENCHMARK, IterationBudget, get_solver_class,
+                      make_objective, run_solver,
+                      small_hypercleaning_problem, small_regsel_problem)
 
 from benchmark_utils import memory as memory_module
 from benchmark_utils.memory import COLUMNS
@@ -83,6 +84,24 @@ def test_saba_state_holds_one_table_entry_per_batch(sample_quadratic):
     samplers = 50 + 30 + 50
     assert memory["memory_state_bytes"] == FLOAT64 * (
         dim_x + 2 * dim_y + tables + samplers)
+
+
+def test_benchopts_objects_are_not_the_state():
+    # benchopt sets the solver up through _set_objective, which keeps the
+    # objective (and its reference copy of the problem) on the solver: on
+    # sparse data, whose storage cannot even be read.
+    problem = small_regsel_problem(3, seed=0)
+    objective = make_objective(problem)
+    solver = get_solver_class("SOBA").get_instance()
+    RunContext().set_run_context(objective, "dataset", solver, repetition=0,
+                                 base_seed=0)
+    skip, _ = solver._set_objective(objective)
+    assert not skip and solver._objective is objective
+    solver.run(IterationBudget(2))
+    memory = solver.get_result()["memory"]
+    dim_x, dim_y = problem.x0.numel(), problem.y0.numel()
+    assert memory["memory_state_bytes"] == FLOAT64 * (dim_x + 2 * dim_y)
+    assert memory["memory_peak_bytes"] > memory["memory_state_bytes"]
 
 
 # -- the CPU peak: one replayed iteration ---------------------------------
