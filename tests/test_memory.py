@@ -5,12 +5,13 @@ by one iterate per unrolled step for ITD; the CUDA peak with the
 allocator's statistics patched (the test machine has no GPU); the columns
 on every problem; and a run measured at every point equal to one never
 measured."""
+import importlib.util
 import math
 
 import pytest
 import torch
 from benchopt.utils.run_context import RunContext
-from conftest import (BENCHMARK, IterationBudget, get_solver_class,
+from conftest import (BENCHMARK, ROOT, IterationBudget, get_solver_class,
                       make_objective, run_solver,
                       small_hypercleaning_problem, small_regsel_problem)
 
@@ -329,3 +330,19 @@ def test_memory_columns_are_finite_on_every_problem(name, request):
     # The start, which no solver ran to: no memory to report.
     start = objective.evaluate_result(**objective.get_one_result())
     assert all(math.isnan(start[column]) for column in COLUMNS)
+
+
+def test_memory_table_script_has_every_solver_and_lancbios_basis():
+    spec = importlib.util.spec_from_file_location(
+        "memory_table", ROOT / "scripts" / "memory_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    n, m = 20, 10
+    rows = script.table(BENCHMARK, [SyntheticProblem(n=n, kappa=10.0)],
+                        False, None, 1)
+    names = {label.split("[")[0] for label in rows}
+    assert names == {solver.name for solver in BENCHMARK.get_solvers()}
+    (state, peak), = rows[f"LancBiO[max_subspace_dim={m}]"]
+    # As in the LancBiO test above, with a basis sized for m = 10.
+    assert state == FLOAT64 * (5 * n + (m + 1) * n + 5 * m + m * m + m + 3)
+    assert peak > state
