@@ -8,6 +8,7 @@ from benchmark_utils.allocation import (allocation_failure_message,
 from benchmark_utils.curve_status import report_failure
 from benchmark_utils.device import resolve_device, resolve_dtype
 from benchmark_utils.local_metrics import reference_metrics_for
+from benchmark_utils.memory import no_memory
 from benchmark_utils.metrics import EvaluationTimeLimit
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
@@ -23,9 +24,9 @@ class Objective(BaseObjective):
     Solvers get counting oracles of f and g; each evaluation reports the
     hyper-objective, the exact hypergradient norm and the hypergradient
     formula's norm at the solver's own y, the solver's inner and
-    linear-system errors, whether the curve diverged, the oracle counts and
+    linear-system errors, whether the curve diverged, the oracle counts,
     the problem's measured costs of one HVP and one cross product in
-    gradients.
+    gradients, and the memory the solver used (its state and its peak).
     """
 
     name = "Bilevel optimization"
@@ -126,7 +127,10 @@ class Objective(BaseObjective):
         return dict(oracles=Oracles(self.problem, self.resolved_hvp_mode),
                     x0=self.problem.x0, y0=self.problem.y0)
 
-    def evaluate_result(self, x, y, v, counts, n_outer, failed=False):
+    def evaluate_result(self, x, y, v, counts, n_outer, memory=None,
+                        failed=False):
+        # memory: the solver's memory columns (benchmark_utils.memory); a
+        # point given by hand, with no run behind it, has none (NaN).
         # failed: the solver raised; this point is its last iterate.
         try:
             metrics = self.reference.evaluate(
@@ -146,7 +150,8 @@ class Objective(BaseObjective):
                                                          y.detach()))
         diverged = not failed and self.diverged(metrics)
         return dict(**metrics, diverged=diverged, failed=failed, **counts,
-                    n_outer=n_outer, **self.oracle_costs)
+                    n_outer=n_outer, **self.oracle_costs,
+                    **(no_memory() if memory is None else memory))
 
     def _curve_name(self):
         """The solver curve being evaluated, for messages."""
@@ -156,4 +161,4 @@ class Objective(BaseObjective):
     def get_one_result(self):
         return dict(x=self.problem.x0, y=self.problem.y0, v=None,
                     counts=dict(n_grad=0, n_hvp=0, n_cross=0, n_epochs=0),
-                    n_outer=0, failed=False)
+                    n_outer=0, memory=no_memory(), failed=False)

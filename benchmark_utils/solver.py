@@ -18,6 +18,7 @@ from benchmark_utils.curve_status import (failure_message, report_failure,
 from benchmark_utils.device import synchronize, synchronized
 from benchmark_utils.linalg.krylov import largest_eigenvalue
 from benchmark_utils.run_output import interrupt_message, run_output_folder
+from benchmark_utils.memory import MemoryMeter
 from benchmark_utils.sampling import FULL_BATCH, MinibatchStreams
 from benchmark_utils.tuned_parameters import (STEP_SIZE_PREFIX, TUNED,
                                               TUNED_CONFIGS, tuned_value)
@@ -60,7 +61,8 @@ class BilevelSolver(BaseSolver):
     one iteration to the next (``warm_starts_v``), else None until the first
     iteration computes one (or always None, for a method without ``v``).
     ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts,
-    the number of outer iterations done and whether the run failed.
+    the number of outer iterations done, the memory used so far
+    (:mod:`benchmark_utils.memory`) and whether the run failed.
 
     **A solver that raises keeps what it measured.** An exception in
     :meth:`init_state` or :meth:`step` ends the curve there: the console
@@ -161,7 +163,9 @@ class BilevelSolver(BaseSolver):
 
     def run(self, callback):
         self.oracles.reset()
-        timed_callback = synchronized(callback, self.oracles.device)
+        self._memory_meter = MemoryMeter(self)
+        timed_callback = self._memory_meter.watch(
+            synchronized(callback, self.oracles.device))
         self.x, self.y = self.x0.clone(), self.y0.clone()
         self.v = torch.zeros_like(self.y) if self.warm_starts_v else None
         self.n_outer, self.failure = 0, None
@@ -242,8 +246,11 @@ class BilevelSolver(BaseSolver):
         return 1 - self.decayed(1 - momentum, exponent)
 
     def get_result(self):
+        # benchopt calls it with the clock stopped: the memory is measured
+        # here (benchmark_utils.memory).
         return dict(x=self.x, y=self.y, v=self.v,
                     counts=self.oracles.counts(), n_outer=self.n_outer,
+                    memory=self._memory_meter.measure(),
                     failed=self.failure is not None)
 
     def step_size(self, name, value):

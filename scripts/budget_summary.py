@@ -2,10 +2,12 @@
 for each dataset, solver curve and budget, the metric at the curve's last
 evaluation within the budget (the median over repetitions), the best value
 of the metric within it, and the HVPs and epochs spent by then (in
-full-batch passes). One markdown table per dataset, a row per curve,
-labelled by its solver's name, its batch size (``batch_size=full`` for
-full batch) and every parameter whose value differs between the curves of
-that solver.
+full-batch passes); where the results carry it, the peak memory used by
+then (``objective_memory_peak_bytes``, in MiB), in a column of its own
+per budget. One markdown table per dataset, a row per curve, labelled by
+its solver's name, its batch size (``batch_size=full`` for full batch)
+and every parameter whose value differs between the curves of that
+solver.
 
 A curve that ended before a budget (converged, diverged, failed, or
 stopped by the stopping rule) keeps its last point; a diverged or failed
@@ -32,6 +34,9 @@ from benchmark_utils.plotting.budget import (  # noqa: E402
 
 #: The counts reported next to the metric.
 COUNTS = ("objective_n_hvp", "objective_n_epochs")
+#: The peak memory (the largest so far, in bytes), in columns of its own.
+MEMORY = "objective_memory_peak_bytes"
+MIB = 2 ** 20
 
 
 def curve_labels(df):
@@ -66,20 +71,21 @@ def reached_within(df, columns, budget):
 
 
 def summary(df, metric, budgets):
-    """{dataset: [(label, {budget: (reached, best, n_hvp, n_epochs)},
-    'diverged', 'failed' or None)]}, in rank order."""
-    counts = [column for column in COUNTS if column in df.columns]
+    """{dataset: [(label, {budget: (reached, best, n_hvp, n_epochs,
+    peak_memory)}, 'diverged', 'failed' or None)]}, in rank order."""
+    reported = [column for column in (*COUNTS, MEMORY)
+                if column in df.columns]
     ended = ended_runs(df)
     labels = curve_labels(df)
     tables = {}
     for budget in budgets:
-        reached = reached_within(df, [metric, *counts], budget)
+        reached = reached_within(df, [metric, *reported], budget)
         best = best_within_budget(df, metric, "time", budget)
         for (dataset, solver), row in reached.iterrows():
             entries = tables.setdefault(dataset, {}).setdefault(solver, {})
             entries[budget] = (row[metric], best[dataset, solver],
                                *(row.get(column, math.nan)
-                                 for column in COUNTS))
+                                 for column in (*COUNTS, MEMORY)))
     last = max(budgets)
     ranking = {}
     for dataset, by_solver in tables.items():
@@ -111,20 +117,28 @@ def main(argv=None):
     header = ["solver"] + [
         f"{metric} / best / HVPs / epochs within {budget:g} s"
         for budget in args.time_budget]
+    with_memory = MEMORY in df.columns
+    if with_memory:
+        header += [f"peak memory within {budget:g} s (MiB)"
+                   for budget in args.time_budget]
     for dataset, rows in summary(df, args.metric,
                                  args.time_budget).items():
         print(f"\n{dataset}\n")
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for label, entries, ended in rows:
-            cells = []
+            cells, memory_cells = [], []
             for budget in args.time_budget:
                 if budget not in entries:
                     cells.append("-")
+                    memory_cells.append("-")
                     continue
-                reached, best, n_hvp, n_epochs = entries[budget]
+                reached, best, n_hvp, n_epochs, memory = entries[budget]
                 cells.append(f"{reached:.3g} / {best:.3g} / {n_hvp:.4g} / "
                              f"{n_epochs:.4g}")
+                memory_cells.append(f"{memory / MIB:.3g}")
+            if with_memory:
+                cells += memory_cells
             mark = f" ({ended})" if ended else ""
             print(f"| {label}{mark} | " + " | ".join(cells) + " |")
 

@@ -77,14 +77,17 @@ def point_near_start(problem, seed):
 
 class IterationBudget:
     """A stand-in for benchopt's callback: lets ``n_iter`` iterations run,
-    and records the solver's result at each call if asked."""
+    and records the solver's result at each call if given the solver (at
+    the calls numbered in ``record_at`` only, if given: the k-th call is
+    the point after k iterations)."""
 
-    def __init__(self, n_iter, solver=None):
-        self.n_iter, self.solver = n_iter, solver
+    def __init__(self, n_iter, solver=None, record_at=None):
+        self.n_iter, self.solver, self.record_at = n_iter, solver, record_at
         self.calls, self.history = 0, []
 
     def __call__(self):
-        if self.solver is not None:
+        if self.solver is not None and (self.record_at is None
+                                        or self.calls in self.record_at):
             result = self.solver.get_result()
             self.history.append({k: (v.clone() if torch.is_tensor(v) else v)
                                  for k, v in result.items()})
@@ -94,7 +97,9 @@ class IterationBudget:
 
 def run_solver(name, problem, n_iter, objective=None, record=False,
                **params):
-    """Run solver ``name`` for ``n_iter`` outer iterations on ``problem``.
+    """Run solver ``name`` for ``n_iter`` outer iterations on ``problem``,
+    its results recorded in ``callback.history`` if ``record`` is True (at
+    every point) or a collection of iteration numbers (at those points).
 
     Returns (solver, objective, callback); ``objective.evaluate_result(
     **solver.get_result())`` gives the metrics at the end.
@@ -104,7 +109,9 @@ def run_solver(name, problem, n_iter, objective=None, record=False,
     RunContext().set_run_context(objective, "dataset", solver, repetition=0,
                                  base_seed=0)
     solver.set_objective(**objective.get_objective())
-    callback = IterationBudget(n_iter, solver if record else None)
+    callback = IterationBudget(
+        n_iter, solver if record is not False else None,
+        None if record is True else record)
     solver.run(callback)
     return solver, objective, callback
 

@@ -63,9 +63,9 @@ def compute_curves():
             objective.reference.forget_warm_starts()
             _, _, callback = run_solver(
                 name, problem, max(RECORDED_ITERATIONS), objective=objective,
-                record=True, **params)
-            points = [objective.evaluate_result(**callback.history[k])
-                      for k in RECORDED_ITERATIONS]
+                record=RECORDED_ITERATIONS, **params)
+            points = [objective.evaluate_result(**result)
+                      for result in callback.history]
             curves[problem_name][label] = {
                 metric: [float(point.get(metric, float("nan")))
                          for point in points] for metric in METRICS}

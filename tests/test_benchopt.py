@@ -13,7 +13,8 @@ from conftest import ROOT
 
 METRIC_COLUMNS = [f"objective_{key}" for key in (
     "value", "hypergrad_norm", "hypergrad_norm_at_y", "inner_gap",
-    "linsys_residual", "diverged", "n_hvp", "n_cross", "n_grad", "n_outer")]
+    "linsys_residual", "diverged", "n_hvp", "n_cross", "n_grad", "n_outer",
+    "memory_state_bytes", "memory_peak_bytes")]
 SMALL_QUADRATIC = "quadratic[dim_x=10,dim_y=20,kappa=10.0]"
 
 

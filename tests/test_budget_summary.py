@@ -55,6 +55,42 @@ def test_reached_best_and_counts_within_each_budget(tmp_path, capsys):
         "0.3 / 2 / 4 |" in out
 
 
+def test_peak_memory_within_each_budget(tmp_path, capsys):
+    mib = 2 ** 20
+    table = (rows("SOBA", "full", 0, [0, 10, 25, 200], [0.1, 0.8, 0.7, 0.9],
+                  [0, 5, 12, 100])
+             + rows("SOBA", "128", 0, [0, 20, 280], [0.1, 0.6, 0.8],
+                    [0, 0.5, 7.0])
+             + rows("SOBA", "128", 1, [0, 28, 299], [0.1, 0.4, 0.9],
+                    [0, 0.7, 8.0]))
+    # The largest so far: 1 MiB at the start, 2 at the second point, 4
+    # at the later ones (the minibatch repetitions: 1.5 then 2.5 at the
+    # second point).
+    for row in table:
+        row["objective_memory_peak_bytes"] = mib * (
+            1 if row["stop_val"] == 0 else 2 if row["stop_val"] == 1 else 4)
+        if row["solver_name"] == "SOBA[128]" and row["stop_val"] == 1:
+            row["objective_memory_peak_bytes"] = mib * (1.5 + row["idx_rep"])
+    path = tmp_path / "results.parquet"
+    pd.DataFrame(table).to_parquet(path)
+    argv = sys.argv
+    sys.argv = [str(SCRIPT), str(path)]
+    try:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert ("within 300 s | peak memory within 30 s (MiB) | peak memory "
+            "within 300 s (MiB) |") in out
+    # Full batch: its third point (25 s) within 30 s, its last within 300.
+    assert "| SOBA[batch_size=full] | 0.7 / 0.8 / 12 / 24 | 0.9 / 0.9 / 100 " \
+        "/ 200 | 4 | 4 |" in out
+    # Minibatches: the median of the repetitions' second points (1.5 and
+    # 2.5 MiB) within 30 s, of their last points within 300 s.
+    assert "| SOBA[batch_size=128] | 0.5 / 0.5 / 0.6 / 1.2 | 0.85 / 0.85 " \
+        "/ 7.5 / 15 | 2 | 4 |" in out
+
+
 def summary_of(tmp_path, capsys, table, *args):
     path = tmp_path / "results.parquet"
     pd.DataFrame(table).to_parquet(path)

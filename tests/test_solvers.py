@@ -25,10 +25,9 @@ import pytest
 import torch
 from benchopt.utils.parametrized_name_mixin import product_param
 from benchopt.utils.run_context import RunContext
-from conftest import (BENCHMARK, IterationBudget,
-                      assert_counts_per_iteration, get_solver_class,
-                      hypergrad_norm, hypergrad_ratio, make_objective,
-                      run_solver)
+from conftest import (BENCHMARK, assert_counts_per_iteration,
+                      get_solver_class, hypergrad_norm, hypergrad_ratio,
+                      make_objective, run_solver)
 
 from benchmark_utils.problems.quadratic import QuadraticProblem
 from benchmark_utils.problems.synthetic import SyntheticProblem
@@ -569,11 +568,17 @@ def set_up(solver, objective, base_seed=0):
 
 def recorded_curve(solver, objective, base_seed, n_iter):
     """Set up and run ``solver`` for ``n_iter`` iterations: its x before
-    each, and at the end."""
+    each, and at the end (read from the solver: its result, with the
+    memory measurement, is for evaluation points)."""
     set_up(solver, objective, base_seed)
-    callback = IterationBudget(n_iter, solver)
+    xs = []
+
+    def callback():
+        xs.append(solver.x.clone())
+        return len(xs) <= n_iter
+
     solver.run(callback)
-    return torch.stack([entry["x"] for entry in callback.history])
+    return torch.stack(xs)
 
 
 # -- the table covers every solver ----------------------------------------
