@@ -9,10 +9,14 @@ LancBiO with its basis sized for m = 10, 20 and 40 vectors besides its
 default 80. With minibatches on the sample-based quadratic
 (``quadratic_samples`` at its defaults: x of size 50, y of 100, 1,000
 training and 500 validation samples): every solver that takes a batch size,
-at ``--batch-size``. Each curve runs ``--n-outer`` iterations, measured at
+at ``--batch-size``. Full batch on hyper-cleaning of the 784-300-10
+perceptron (``hyperclean_mlp_mnist5k`` at the split of
+``configs/neural.yml``: y of size 238,510, x of 500; reverse-mode HVPs,
+the problem has no closed forms), every solver that runs on a lower level
+that is not convex. Each curve runs ``--n-outer`` iterations, measured at
 every point (its next iteration replayed); byte counts do not depend on
 the machine. Sizes are in KiB (1,024 bytes), and in vectors of the size of
-y (8 N bytes) for the synthetic problem.
+y for the synthetic and the perceptron problems.
 
 Usage (from the benchmark folder):
     python scripts/memory_table.py [--n 1000 2000] [--n-outer 3]
@@ -27,6 +31,9 @@ from benchopt.utils.run_context import RunContext
 ROOT = Path(__file__).resolve().parents[1]
 #: LancBiO's largest subspace dimensions shown besides its default.
 LANCBIO_MAX_DIMS = (10, 20, 40)
+#: The perceptron hyper-cleaning instance: configs/neural.yml's split.
+MLP_HYPERCLEANING = dict(corruption_rate=0.5, n_train=500, n_val=500,
+                         n_test=1000)
 #: The solvers' curves: label -> parameters (AmIGO has one per linear
 #: solver).
 CURVES = {"AmIGO[gd]": {"inner_solver": "gd"},
@@ -84,12 +91,13 @@ def memory_of(objective, solver_class, params, n_outer):
     return memory["memory_state_bytes"], memory["memory_peak_bytes"]
 
 
-def table(benchmark, problems, minibatch, batch_size, n_outer):
+def table(benchmark, problems, minibatch, batch_size, n_outer,
+          hvp_mode="closed_form"):
     """{label: [(state, peak) per problem]}."""
     rows = {}
     for problem in problems:
         objective = benchmark.get_benchmark_objective().get_instance(
-            device="cpu", hvp_mode="closed_form")
+            device="cpu", hvp_mode=hvp_mode)
         objective.set_data(problem)
         for label, solver_class, params in curves(benchmark, minibatch,
                                                   batch_size):
@@ -121,6 +129,8 @@ def main(argv=None):
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 2000])
     parser.add_argument("--n-outer", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--no-perceptron", action="store_true",
+                        help="leave out the perceptron hyper-cleaning table")
     args = parser.parse_args(argv)
     benchmark = Benchmark(ROOT)
     synthetic = [dataset_problem(benchmark, "synthetic", n=n)
@@ -134,6 +144,14 @@ def main(argv=None):
                 [""],
                 table(benchmark, [samples], True, args.batch_size,
                       args.n_outer))
+    if args.no_perceptron:
+        return
+    perceptron = dataset_problem(benchmark, "hyperclean_mlp_mnist5k",
+                                 **MLP_HYPERCLEANING)
+    print_table("hyperclean_mlp_mnist5k (784-300-10), full batch", [""],
+                table(benchmark, [perceptron], False, None, args.n_outer,
+                      hvp_mode="reverse"),
+                vector_bytes=8 * perceptron.y0.numel())
 
 
 if __name__ == "__main__":

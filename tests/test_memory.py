@@ -346,3 +346,21 @@ def test_memory_table_script_has_every_solver_and_lancbios_basis():
     # As in the LancBiO test above, with a basis sized for m = 10.
     assert state == FLOAT64 * (5 * n + (m + 1) * n + 5 * m + m * m + m + 3)
     assert peak > state
+
+
+def test_memory_table_on_the_perceptron_counts_its_parameters():
+    from neural_problems import small_mlp_hypercleaning_problem
+
+    spec = importlib.util.spec_from_file_location(
+        "memory_table", ROOT / "scripts" / "memory_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    problem = small_mlp_hypercleaning_problem()
+    rows = script.table(BENCHMARK, [problem], False, None, 1,
+                        hvp_mode="reverse")
+    # AID-exact's exact solves need a convex lower level: it skips it.
+    assert "AID-exact" not in rows and "SOBA" in rows
+    (state, peak), = rows["SOBA"]
+    # SOBA keeps x (one weight per training sample), y and v.
+    assert state == FLOAT64 * (problem.x0.numel() + 2 * problem.y0.numel())
+    assert peak > state
