@@ -125,8 +125,11 @@ class Objective(BaseObjective):
         return dict(oracles=Oracles(self.problem, self.resolved_hvp_mode),
                     x0=self.problem.x0, y0=self.problem.y0)
 
-    def evaluate_result(self, x, y, v, counts, n_outer, failed=False):
+    def evaluate_result(self, x, y, v, counts, n_outer, failed=False,
+                        steps=None):
         # failed: the solver raised; this point is its last iterate.
+        # steps: the step sizes the solver resolved ({'step_size_inner':
+        # 0.1, ...}), recorded as they are on every point of the curve.
         try:
             metrics = self.reference.evaluate(
                 x, y, v, second_order=self.second_order_metrics)
@@ -144,7 +147,7 @@ class Objective(BaseObjective):
                                                          y.detach()))
         diverged = not failed and self.diverged(metrics)
         return dict(**metrics, diverged=diverged, failed=failed, **counts,
-                    n_outer=n_outer, **self.oracle_costs)
+                    n_outer=n_outer, **self.oracle_costs, **(steps or {}))
 
     def _curve_name(self):
         """The solver curve being evaluated, for messages."""
@@ -154,4 +157,4 @@ class Objective(BaseObjective):
     def get_one_result(self):
         return dict(x=self.problem.x0, y=self.problem.y0, v=None,
                     counts=dict(n_grad=0, n_hvp=0, n_cross=0, n_epochs=0),
-                    n_outer=0, failed=False)
+                    n_outer=0, failed=False, steps={})

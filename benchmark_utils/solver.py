@@ -59,7 +59,8 @@ class BilevelSolver(BaseSolver):
     one iteration to the next (``warm_starts_v``), else None until the first
     iteration computes one (or always None, for a method without ``v``).
     ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts,
-    the number of outer iterations done and whether the run failed.
+    the number of outer iterations done, whether the run failed and the
+    step sizes resolved at set-up (``steps``: the results record them).
 
     **A solver that raises keeps what it measured.** An exception in
     :meth:`init_state` or :meth:`step` ends the curve there: the console
@@ -126,6 +127,7 @@ class BilevelSolver(BaseSolver):
             self._inner_lipschitz = None
         self.oracles = oracles
         self.x0, self.y0 = x0, y0
+        self.steps_used = {}
         for parameter, attribute in STEP_SIZES.items():
             if parameter in self._parameters:
                 setattr(self, attribute,
@@ -238,7 +240,8 @@ class BilevelSolver(BaseSolver):
     def get_result(self):
         return dict(x=self.x, y=self.y, v=self.v,
                     counts=self.oracles.counts(), n_outer=self.n_outer,
-                    failed=self.failure is not None)
+                    failed=self.failure is not None,
+                    steps=dict(self.steps_used))
 
     def step_size(self, name, value):
         """A step size parameter, in the units of the variable it moves.
@@ -249,17 +252,19 @@ class BilevelSolver(BaseSolver):
         (``step_size_outer``): a positive number, in units of the problem's
         ``outer_step_unit`` (see :meth:`on_x`). Any of them: 'tuned', for
         the value that the tuning protocol chose for this solver on the
-        run's dataset (:func:`benchmark_utils.tuned_steps.tuned_step`)."""
+        run's dataset (:func:`benchmark_utils.tuned_steps.tuned_step`).
+        The value, resolved, in the parameter's units, is recorded in
+        ``steps_used``: the results show the steps a curve ran with."""
         if value == TUNED:
             context = self._run_context
             value = tuned_step(self, name, None if context is None
                                else context.dataset_name)
-        if name == "step_size_outer":
-            check_positive(name, value)
-            return self.on_x(float(value))
-        if value == "auto":
-            return 1.0 / (LIPSCHITZ_MARGIN * self.inner_lipschitz())
+        if value == "auto" and name != "step_size_outer":
+            value = 1.0 / (LIPSCHITZ_MARGIN * self.inner_lipschitz())
         check_positive(name, value)
+        self.steps_used[name] = float(value)
+        if name == "step_size_outer":
+            return self.on_x(float(value))
         return float(value)
 
     def on_x(self, step):

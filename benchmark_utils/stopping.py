@@ -16,6 +16,9 @@ from benchmark_utils.run_output import write_curve
 #: log-spaced evaluations (a second or more each on hyper-cleaning).
 WALL_CLOCK_GUARD_FACTOR = 10
 WALL_CLOCK_GUARD_MARGIN = 300.0
+#: The results column that marks a point taken after the solver-time
+#: budget: true where the solver time exceeds --timeout.
+OVER_BUDGET_COLUMN = "objective_over_budget"
 
 
 class SolverTimeBudget(SufficientProgressCriterion):
@@ -40,6 +43,12 @@ class SolverTimeBudget(SufficientProgressCriterion):
     its time limit) ends with 'failed (points kept)'
     (:mod:`benchmark_utils.curve_status`).
 
+    **A point after the budget is marked.** A curve is evaluated only
+    between iterations, so its last point can come after the budget (one
+    iteration of AID-exact on hyper-cleaning outlasts a 10-s budget):
+    every point gets ``objective_over_budget``, true where its solver time
+    exceeds ``T``, so that the budget plots and tables do not count it.
+
     **A finished curve is written at once** to its output folder
     (:func:`benchmark_utils.run_output.write_curve`), so that a run stopped
     before benchopt writes its results file keeps it.
@@ -56,6 +65,9 @@ class SolverTimeBudget(SufficientProgressCriterion):
         return criterion
 
     def should_stop(self, stop_val, objective_list):
+        last = objective_list[-1]
+        budget = getattr(self, "solver_time_budget", None)
+        last[OVER_BUDGET_COLUMN] = budget is not None and last["time"] > budget
         stop, status, next_stop_val = self._should_stop(stop_val,
                                                         objective_list)
         if stop:
