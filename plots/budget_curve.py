@@ -1,7 +1,8 @@
 from benchopt import BasePlot
 
 from benchmark_utils.plotting.budget import (COST_COLUMNS, EPOCH_COLUMN,
-                                             curve_labels, curve_styles,
+                                             PerResults, curve_labels,
+                                             curve_styles,
                                              dataset_options, ended_runs,
                                              fallback_note,
                                              gradient_equivalent_work,
@@ -17,6 +18,10 @@ EPOCH_AXIS = "Epochs"
 LOG_SCALE_METRICS = ("objective_hypergrad_norm",
                      "objective_hypergrad_norm_at_y", "objective_inner_gap",
                      "objective_linsys_residual")
+
+
+#: The labels and styles of the results being drawn.
+per_results = PerResults()
 
 
 class Plot(BasePlot):
@@ -52,10 +57,12 @@ class Plot(BasePlot):
     }
 
     def plot(self, df, dataset, objective, metric, X_axis):
-        labels, styles = curve_labels(df), curve_styles(df)
+        labels = per_results(df, "labels", lambda: curve_labels(df))
+        styles = per_results(df, "styles", lambda: curve_styles(df))
         dataset, metric = resolve_dataset(df, dataset, metric)
-        df = df.query(
-            "dataset_name == @dataset and objective_name == @objective")
+        df = per_results(df, ("rows", dataset, objective), lambda: df[
+            (df["dataset_name"] == dataset)
+            & (df["objective_name"] == objective)])
         if X_axis == TIME_AXIS:
             x_values = df["time"]
         elif X_axis == WORK_AXIS:

@@ -6,7 +6,8 @@ from benchmark_utils.plotting.budget import (COST_COLUMNS,
                                              disqualified_runs,
                                              gradient_equivalent_work,
                                              hvp_free_runs, larger_is_better,
-                                             metric_options, problem_costs,
+                                             PerResults, metric_options,
+                                             problem_costs,
                                              ranked, ranks, records,
                                              shown_metric)
 
@@ -25,6 +26,10 @@ def with_work(df):
             df.loc[rows.index, WORK_COLUMN] = gradient_equivalent_work(
                 rows, *problem_costs(rows))
     return df
+
+
+#: The labels and budget columns of the results being drawn.
+per_results = PerResults()
 
 
 class Plot(BasePlot):
@@ -60,21 +65,30 @@ class Plot(BasePlot):
     }
 
     def plot(self, df, objective, metric, time_budget, oracle_budget):
-        labels, datasets = curve_labels(df), dataset_labels(df)
-        df = with_work(df.query("objective_name == @objective"))
-        metric = shown_metric(df, metric)
+        labels = per_results(df, "curves", lambda: curve_labels(df))
+        datasets = per_results(df, "datasets", lambda: dataset_labels(df))
+        data = per_results(df, ("results", objective), lambda: with_work(
+            df[df["objective_name"] == objective]))
+        metric = shown_metric(data, metric)
         budgets = [("time", time_budget), ("objective_n_hvp", oracle_budget),
                    (WORK_COLUMN, oracle_budget)]
-        best = [best_within_budget(df, metric, *budget) for budget in budgets]
-        disqualified = [disqualified_runs(df, metric, *budget)
-                        for budget in budgets]
-        first_order = hvp_free_runs(df)
+        best = [per_results(df, ("best", objective, metric, *budget),
+                            lambda budget=budget: best_within_budget(
+                                data, metric, *budget))
+                for budget in budgets]
+        disqualified = [
+            per_results(df, ("disqualified", objective, metric, *budget),
+                        lambda budget=budget: disqualified_runs(
+                            data, metric, *budget))
+            for budget in budgets]
+        first_order = per_results(df, ("first-order", objective),
+                                  lambda: hvp_free_runs(data))
         rows = []
-        for dataset in df["dataset_name"].unique():
-            if not records(df[df["dataset_name"] == dataset], metric):
+        for dataset in data["dataset_name"].unique():
+            if not records(data[data["dataset_name"] == dataset], metric):
                 continue
-            solvers = df.query("dataset_name == @dataset")[
-                "solver_name"].unique()
+            solvers = data.loc[data["dataset_name"] == dataset,
+                               "solver_name"].unique()
             solvers = ranked(
                 solvers, [float(best[0][dataset, solver])
                           for solver in solvers], metric,
@@ -104,7 +118,8 @@ class Plot(BasePlot):
 
     def get_metadata(self, df, objective, metric, time_budget,
                      oracle_budget):
-        shown = shown_metric(df, metric)
+        shown = per_results(df, ("shown", metric),
+                            lambda: shown_metric(df, metric))
         better = "largest" if larger_is_better(shown) else "smallest"
         name = shown.removeprefix("objective_")
         note = ("" if shown == metric else

@@ -1,13 +1,17 @@
 from benchopt import BasePlot
 
-from benchmark_utils.plotting.budget import (curve_labels, curve_styles,
-                                             metric_options, metric_title,
-                                             shown_metric)
+from benchmark_utils.plotting.budget import (PerResults, curve_labels,
+                                             curve_styles, metric_options,
+                                             metric_title, shown_metric)
 from benchmark_utils.plotting.profile import (TOLERANCES,
                                               largest_finite_ratio,
                                               performance_ratios,
                                               problems_of, profile_steps,
                                               times_to_target)
+
+
+#: The labels and styles of the results being drawn.
+per_results = PerResults()
 
 
 class Plot(BasePlot):
@@ -38,7 +42,8 @@ class Plot(BasePlot):
     }
 
     def plot(self, df, objective, metric, tolerance):
-        labels, styles = curve_labels(df), curve_styles(df)
+        labels = per_results(df, "labels", lambda: curve_labels(df))
+        styles = per_results(df, "styles", lambda: curve_styles(df))
         df = df.query("objective_name == @objective")
         metric = shown_metric(df, metric)
         ratios = performance_ratios(

@@ -303,22 +303,42 @@ def test_html_report_has_the_custom_plots_and_every_solver(html_run):
     df, page = html_run
     plots = json.loads(re.search(r"window\._plots = (.*);$", page,
                                  re.M).group(1))
-    assert {"budget_curve", "budget_table"} <= set(plots)
-    solvers = set(df["solver_name"])
-    assert len(solvers) == 3
-    for axis in ("HVPs", "Gradient-equivalent work"):
-        key = (f"budget_curve_{SMALL_QUADRATIC}_{df['objective_name'][0]}"
+    assert {"budget_curve", "budget_table", "performance_profile",
+            "curves_table"} <= set(plots)
+    labels = curve_labels(df)
+    assert sorted(labels.values()) == ["F2SA", "LancBiO", "SOBA"]
+    objective = df["objective_name"][0]
+    for axis in ("Time", "HVPs", "Gradient-equivalent work"):
+        key = (f"budget_curve_{SMALL_QUADRATIC}_{objective}"
                f"_objective_hypergrad_norm_{axis}")
         curves = {c["label"]: c for c in plots["budget_curve"][key]["data"]}
-        assert set(curves) == solvers
-        for solver, curve in curves.items():
+        # F2SA spends no HVP: not on the HVP axis.
+        assert set(curves) == ({"LancBiO", "SOBA"} if axis == "HVPs"
+                               else {"F2SA", "LancBiO", "SOBA"}), axis
+        for solver, label in labels.items():
+            if label not in curves:
+                continue
             n_points = df.loc[df["solver_name"] == solver, "stop_val"]
-            assert len(curve["x"]) == n_points.nunique()
-            assert len(curve["y_low"]) == len(curve["y"])   # 2 repetitions
-    table = next(iter(plots["budget_table"].values()))
-    assert {row[1] for row in table["data"]} == solvers
+            assert len(curves[label]["x"]) == n_points.nunique()
+            # 2 repetitions: a quantile band.
+            assert len(curves[label]["y_low"]) == len(curves[label]["y"])
+    table = plots["budget_table"][
+        f"budget_table_{objective}_objective_hypergrad_norm_10_1000"]
+    assert {row[2] for row in table["data"]} == set(labels.values())
+    assert next(row[4] for row in table["data"] if row[2] == "F2SA") == (
+        "n/a: first-order")
+    # The steps each curve ran with ('auto' resolved) are in the results,
+    # the same on every point, and in the curves table.
+    steps = df.groupby("solver_name")["objective_step_size_inner"]
+    assert (steps.nunique() == 1).all() and (steps.min() > 0).all()
+    rows = plots["curves_table"][f"curves_table_{SMALL_QUADRATIC}_{objective}"]
+    for row in rows["data"]:
+        solver = next(s for s, label in labels.items() if label == row[0])
+        assert row[1].startswith(
+            f"inner={steps.first()[solver]:#.3g}"), row
+    assert not df["objective_over_budget"].any()
     # The saved views of config.yml are in the page.
-    assert "Hypergradient norm vs gradient-equivalent work" in page
+    assert "Fastest" in page and "Profile" in page
 
 
 # Four solvers on one dataset, one repetition each: C diverges (marked)

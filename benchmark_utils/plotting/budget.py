@@ -79,15 +79,19 @@ def aligned_by_repetition(df, values):
 
     A repetition whose curve ended earlier (time-out, divergence, stopping
     rule) keeps its last row for the later ``stop_val``: its final state is
-    what it reached with the budget it had.
+    what it reached with the budget it had. Before a repetition's first
+    row, NaN.
     """
-    rows = (df.assign(row=np.arange(len(df)))
-            .pivot_table(index="stop_val", columns="idx_rep", values="row",
-                         aggfunc="last")
-            .sort_index().ffill())
+    stops, stop_index = np.unique(df["stop_val"].to_numpy(),
+                                  return_inverse=True)
+    reps, rep_index = np.unique(df["idx_rep"].to_numpy(),
+                                return_inverse=True)
+    rows = np.full((len(stops), len(reps)), -1)
+    rows[stop_index, rep_index] = np.arange(len(df))
+    for k in range(1, len(stops)):
+        rows[k] = np.where(rows[k] < 0, rows[k - 1], rows[k])
     values = np.asarray(values, dtype=float)
-    return np.where(rows.isna(), np.nan,
-                    values[rows.fillna(0).to_numpy(dtype=int)])
+    return np.where(rows < 0, np.nan, values[rows])
 
 
 def _finite_or_nan(array):
@@ -373,15 +377,16 @@ def short_labels(df, name_column, prefix, always=()):
     parameters of ``always`` (e.g. ``('p_solver_batch_size',)``)."""
     parameters = [column for column in df.columns
                   if column.startswith(prefix)]
-    rows = df.drop_duplicates(name_column).set_index(name_column)
-    names = rows.index.map(short_name)
+    rows = (df[[name_column, *parameters]].drop_duplicates(name_column)
+            .set_index(name_column))
+    text = rows.astype(str)
+    classes = rows.index.map(short_name)
     labels = {}
-    for name in names.unique():
-        same = rows[names == name]
+    for name in classes.unique():
+        same = classes == name
         shown = [column for column in parameters
-                 if column in always
-                 or same[column].astype(str).nunique() > 1]
-        for full_name, row in same.iterrows():
+                 if column in always or text.loc[same, column].nunique() > 1]
+        for full_name, row in rows.loc[same, shown].iterrows():
             parts = [f"{column.removeprefix(prefix)}={row[column]}"
                      for column in shown if pd.notna(row[column])]
             labels[full_name] = name + (f"[{','.join(parts)}]" if parts
@@ -505,3 +510,22 @@ def budget_cells(values, metric, disqualified):
         else:
             cells.append(f"{significant(value)} ({gap_text(value, best)})")
     return cells
+
+
+class PerResults:
+    """Values computed once per results table: benchopt draws a plot for
+    every combination of its options on the same table
+    (``BasePlot._get_all_plots``), and many combinations share a
+    computation (the labels, one budget column of several tables).
+    ``cache(df, key, compute)`` returns ``compute()``, computed once per
+    ``key`` while ``df`` is the same table."""
+
+    def __init__(self):
+        self.results, self.values = None, {}
+
+    def __call__(self, df, key, compute):
+        if df is not self.results:
+            self.results, self.values = df, {}
+        if key not in self.values:
+            self.values[key] = compute()
+        return self.values[key]

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from benchmark_utils.plotting.budget import (STATUS_COLUMNS,
+from benchmark_utils.plotting.budget import (FALLBACK_METRIC, STATUS_COLUMNS,
                                              disqualified_runs,
                                              larger_is_better, records)
 
@@ -65,6 +65,9 @@ def times_to_target(df, metric, tolerance):
     (infinite where a repetition never reaches it, so that a curve solves
     a problem when most of its repetitions do)."""
     sign = -1.0 if larger_is_better(metric) else 1.0
+    df = df[[column for column in df.columns if column in (
+        "dataset_name", "solver_name", "idx_rep", "stop_val", "time",
+        metric, FALLBACK_METRIC, *STATUS_COLUMNS)]]
     disqualified = disqualified_runs(df, metric, "time", math.inf)
     solvers = list(df["solver_name"].unique())
     times = {}
