@@ -223,17 +223,22 @@ def test_a_metric_view_opens_on_a_dataset_that_records_it():
     assert plot["ylabel"] == "hyper-objective phi(x) (lower is better)"
     assert {c["label"] for c in plot["data"]} == {"A", "B"}
     table, _ = plot_data("budget_table", alone)
-    table = table[f"budget_table_{OBJECTIVE}_objective_test_accuracy_10_1000"]
-    assert "no dataset records test_accuracy: value shown" in table["title"]
+    table = table[f"budget_table_{FIRST_WITH_METRIC}_{OBJECTIVE}"
+                  "_objective_test_accuracy_10_1000"]
+    assert table["title"].startswith("Data: quadratic\nbest value within")
+    assert table["title"].endswith(
+        "\nno test_accuracy on this dataset: value shown")
     assert len(table["data"]) == 2
 
 
 def test_budget_table_hvp_budget_ranks_only_curves_that_spend_hvps():
     data, options = plot_data("budget_table")
     assert options["oracle_budget"] == [100, 1000, 10000, 100000]
-    table = data[f"budget_table_{OBJECTIVE}_objective_hypergrad_norm_1_100"]
-    assert table["columns"] == ["dataset", "rank", "curve", "<= 1 s",
-                                "<= 100 HVPs", "<= 100 grad-equiv."]
+    table = data[f"budget_table_d_{OBJECTIVE}_objective_hypergrad_norm_1_100"]
+    assert table["columns"] == ["rank", "curve", "1 s", "100 HVPs",
+                                "100 grad-equiv."]
+    assert table["title"].startswith(
+        "Data: d\nbest hypergrad_norm within each budget")
     # Within 1 s: A's repetitions reach 4, 8, 8 (median 8), B 0.8. Within
     # 100 HVPs: A's reach 1, 0.5 and 8 (median 1); B spends none: not
     # ranked there, though its 0.8 is below A's 1. Within 100
@@ -241,9 +246,8 @@ def test_budget_table_hvp_budget_ranks_only_curves_that_spend_hvps():
     # 0.5, 8 (work 50, 58 and 33), B 0.8. Rows in rank order within the
     # time budget.
     assert table["data"] == [
-        ["d", 1, "B", "**0.800** (best)", "n/a: first-order",
-         "**0.800** (best)"],
-        ["d", 2, "A", "8.00 (\u00d710)", "**1.00** (best)", "1.00 (+25%)"]]
+        [1, "B", "**0.800** (best)", "n/a: first-order", "**0.800** (best)"],
+        [2, "A", "8.00 (\u00d710)", "**1.00** (best)", "1.00 (+25%)"]]
 
 
 def test_saved_views_use_valid_plots_and_option_values():
@@ -323,19 +327,23 @@ def test_html_report_has_the_custom_plots_and_every_solver(html_run):
             # 2 repetitions: a quantile band.
             assert len(curves[label]["y_low"]) == len(curves[label]["y"])
     table = plots["budget_table"][
-        f"budget_table_{objective}_objective_hypergrad_norm_10_1000"]
-    assert {row[2] for row in table["data"]} == set(labels.values())
-    assert next(row[4] for row in table["data"] if row[2] == "F2SA") == (
+        f"budget_table_{FIRST_WITH_METRIC}_{objective}"
+        "_objective_hypergrad_norm_10_1000"]
+    assert {row[1] for row in table["data"]} == set(labels.values())
+    assert next(row[3] for row in table["data"] if row[1] == "F2SA") == (
         "n/a: first-order")
-    # The steps each curve ran with ('auto' resolved) are in the results,
-    # the same on every point, and in the curves table.
-    steps = df.groupby("solver_name")["objective_step_size_inner"]
+    # The steps each curve ran with ('auto' resolved: 1 / (1.1 L), L of
+    # each repetition's problem) are in the results, the same on every
+    # point of a repetition, and in the curves table as their range.
+    steps = df.groupby(["solver_name", "idx_rep"])[
+        "objective_step_size_inner"]
     assert (steps.nunique() == 1).all() and (steps.min() > 0).all()
     rows = plots["curves_table"][f"curves_table_{SMALL_QUADRATIC}_{objective}"]
     for row in rows["data"]:
         solver = next(s for s, label in labels.items() if label == row[0])
-        assert row[1].startswith(
-            f"inner={steps.first()[solver]:#.3g}"), row
+        low, high = steps.min()[solver].min(), steps.max()[solver].max()
+        assert row[1].startswith(f"inner={low:#.3g}") and (
+            f"{high:#.3g} (auto)" in row[1]), row
     assert not df["objective_over_budget"].any()
     # The saved views of config.yml are in the page.
     assert "Fastest" in page and "Profile" in page
@@ -362,22 +370,22 @@ FAILURES = results([
 
 def test_budget_table_never_ranks_a_diverged_or_worsened_run_first():
     data, _ = plot_data("budget_table", FAILURES)
-    table = data[f"budget_table_{OBJECTIVE}_objective_hypergrad_norm_1_100"]
+    table = data[f"budget_table_d_{OBJECTIVE}_objective_hypergrad_norm_1_100"]
     # Rank order: the honest run, then the marked ones, the diverged last;
     # the same in every budget column.
     marked = [("F", "0.00 (hypergradient vanished)"),
               ("D", "0.00100 (value above start)"),
               ("C", "1.00e-06 (diverged)")]
-    assert table["data"] == [["d", 1, "E", *["**0.500** (best)"] * 3]] + [
-        ["d", "-", solver, *[cell] * 3] for solver, cell in marked]
+    assert table["data"] == [[1, "E", *["**0.500** (best)"] * 3]] + [
+        ["not ranked", solver, *[cell] * 3] for solver, cell in marked]
     # On the value itself a worse value ranks itself; a diverged run is
     # still marked (its best value came before it diverged) and last.
-    value = data[f"budget_table_{OBJECTIVE}_objective_value_1_100"]
+    value = data[f"budget_table_d_{OBJECTIVE}_objective_value_1_100"]
     assert value["data"] == [
-        ["d", 1, "E", *["**1.50** (best)"] * 3],
-        ["d", 2, "F", *["1.80 (+20%)"] * 3],
-        ["d", 3, "D", *["2.00 (+33.3%)"] * 3],
-        ["d", "-", "C", *["1.00 (diverged)"] * 3]]
+        [1, "E", *["**1.50** (best)"] * 3],
+        [2, "F", *["1.80 (+20%)"] * 3],
+        [3, "D", *["2.00 (+33.3%)"] * 3],
+        ["not ranked", "C", *["1.00 (diverged)"] * 3]]
 
 
 def test_budget_table_ranks_a_failed_run_after_a_diverged_one():
@@ -385,12 +393,12 @@ def test_budget_table_ranks_a_failed_run_after_a_diverged_one():
         False, False, False, False, False, False, False, False, True])
     data, options = plot_data("budget_table", failed)
     assert "objective_failed" not in options["metric"]
-    value = data[f"budget_table_{OBJECTIVE}_objective_value_1_100"]
+    value = data[f"budget_table_d_{OBJECTIVE}_objective_value_1_100"]
     assert value["data"] == [
-        ["d", 1, "E", *["**1.50** (best)"] * 3],
-        ["d", 2, "D", *["2.00 (+33.3%)"] * 3],
-        ["d", "-", "C", *["1.00 (diverged)"] * 3],
-        ["d", "-", "F", *["2.00 (failed)"] * 3]]
+        [1, "E", *["**1.50** (best)"] * 3],
+        [2, "D", *["2.00 (+33.3%)"] * 3],
+        ["not ranked", "C", *["1.00 (diverged)"] * 3],
+        ["not ranked", "F", *["2.00 (failed)"] * 3]]
 
 
 def test_budget_curve_labels_a_diverged_solver_and_plots_no_status():
@@ -512,18 +520,22 @@ def test_performance_profile_plot_and_curves_table():
     assert curves["T"]["x"] == [1.0, 2.0, 2.0, 5.0, 5.0, 10.0]
     assert curves["U"]["y"] == [0.0, 0.0]
     assert plot["title"].startswith("Performance profile on 3 dataset(s)")
+    # S ran with a tuned inner step and a given outer one.
     steps = PROFILE_TABLE.assign(
         objective_step_size_inner=0.0123,
         objective_step_size_outer=np.where(
             PROFILE_TABLE["solver_name"] == "S", 2.0, np.nan),
         objective_over_budget=PROFILE_TABLE["time"] > 5,
-        p_solver_step_size_inner="tuned")
+        p_solver_step_size_inner="tuned", p_solver_step_size_outer=2.0,
+        p_solver_n_inner_steps=5.0)
     data, _ = plot_data("curves_table", steps)
     table = data[f"curves_table_r_{OBJECTIVE}"]
     assert table["data"] == [
-        ["S", "inner=0.0123, outer=2.00", "finished", 2, "1.00",
-         "step_size_inner=tuned"],
-        ["T", "inner=0.0123", "finished", 2, "5.00", "step_size_inner=tuned"],
-        ["U", "inner=0.0123", "finished", 2, "2.00", "step_size_inner=tuned"]]
+        ["S", "inner=0.0123 (tuned), outer=2.00", "finished", 2, "1.00 s",
+         "n_inner_steps=5"],
+        ["T", "inner=0.0123 (tuned)", "finished", 2, "5.00 s",
+         "n_inner_steps=5"],
+        ["U", "inner=0.0123 (tuned)", "finished", 2, "2.00 s",
+         "n_inner_steps=5"]]
     q = data[f"curves_table_q_{OBJECTIVE}"]
-    assert q["data"][1][4] == "6.00 (over budget)"
+    assert q["data"][1][4] == "6.00 s (over budget)"

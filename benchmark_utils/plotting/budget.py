@@ -414,24 +414,44 @@ def curve_styles(df):
             for index, solver in enumerate(solvers)}
 
 
-def curve_parameters(df, solver):
-    """The full parameters of a curve, as ``name=value`` text."""
+#: benchopt's column of a solver's step-size parameter.
+STEP_PARAMETER = "p_solver_step_size_"
+
+
+def parameter_text(value):
+    """A parameter's value as a config writes it (5, not 5.0: a column of
+    integers with NaN for other solvers is float)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def curve_parameters(df, solver, leave_out=None):
+    """The parameters of a curve, as ``name=value`` text, but those whose
+    column starts with ``leave_out``."""
     row = df.loc[df["solver_name"] == solver].iloc[0]
-    return ", ".join(f"{column.removeprefix('p_solver_')}={row[column]}"
-                     for column in df.columns
-                     if column.startswith("p_solver_")
-                     and pd.notna(row[column]))
+    return ", ".join(
+        f"{column.removeprefix('p_solver_')}={parameter_text(row[column])}"
+        for column in df.columns
+        if column.startswith("p_solver_") and pd.notna(row[column])
+        and not (leave_out and column.startswith(leave_out)))
 
 
 def steps_used(df):
-    """{step: value} that a curve's rows (``df``) record, for the steps
-    ``inner``, ``linsys``, ``outer`` (``step_size_inner``...): the steps it
-    ran with, 'auto' and 'tuned' resolved."""
-    row = df.iloc[0]
-    return {column.removeprefix(STEP_SIZE_COLUMN_PREFIX): float(row[column])
-            for column in df.columns
-            if column.startswith(STEP_SIZE_COLUMN_PREFIX)
-            and pd.notna(row[column])}
+    """{step: (smallest, largest)} of the step sizes that a curve's rows
+    (``df``) record, for the steps ``inner``, ``linsys``, ``outer``
+    (``step_size_inner``...): the steps it ran with, 'auto' and 'tuned'
+    resolved; the same on every point of a repetition, and of every
+    repetition unless each draws its own problem (an 'auto' step then
+    follows each problem's curvature)."""
+    order = ("inner", "linsys", "outer")
+    steps = {column.removeprefix(STEP_SIZE_COLUMN_PREFIX):
+             (float(df[column].min()), float(df[column].max()))
+             for column in df.columns
+             if column.startswith(STEP_SIZE_COLUMN_PREFIX)
+             and df[column].notna().any()}
+    return dict(sorted(steps.items(), key=lambda item: (
+        order.index(item[0]) if item[0] in order else len(order), item[0])))
 
 
 # Ranking: relative gaps, values to 3 significant digits.

@@ -115,7 +115,7 @@ const drawnTable = async () => {
   await waitFor(() => document.querySelector(rows), 5000);
   const headers = [...container.querySelectorAll('.gridjs-th')];
   return {
-    title: (container.querySelector('h2') || {}).textContent,
+    title: (container.querySelector('h2') || {}).innerText,
     columns: [...container.querySelectorAll('.gridjs-th-content')]
       .map(th => th.textContent.trim()),
     // Columns whose right edge is inside the window, as a reader sees.
