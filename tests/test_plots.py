@@ -18,10 +18,12 @@ import pytest
 import yaml
 from benchopt.plotting import _check_view
 from benchopt.plotting.base import COLORS as BENCHOPT_COLORS
-from conftest import BENCHMARK, ROOT
+from conftest import (BENCHMARK, ROOT, small_hypercleaning_problem,
+                      small_regsel_problem)
 from test_benchopt import SMALL_QUADRATIC, benchopt
 
-from benchmark_utils.plotting.budget import (FIRST_WITH_METRIC, PALETTE,
+from benchmark_utils.plotting.budget import (FIRST_WITH_METRIC,
+                                             HELD_OUT_METRICS, PALETTE,
                                              best_within_budget,
                                              budget_cells, curve_labels,
                                              median_curve, metric_columns,
@@ -229,6 +231,13 @@ def test_a_metric_view_opens_on_a_dataset_that_records_it():
     assert table["title"].endswith(
         "\nno test_accuracy on this dataset: value shown")
     assert len(table["data"]) == 2
+
+
+def test_held_out_metrics_are_those_the_problems_record():
+    problems = (small_hypercleaning_problem(), small_regsel_problem(3))
+    recorded = set().union(*(
+        problem.test_metrics(problem.x0, problem.y0) for problem in problems))
+    assert {f"objective_{key}" for key in recorded} == set(HELD_OUT_METRICS)
 
 
 def test_budget_table_hvp_budget_ranks_only_curves_that_spend_hvps():

@@ -1,10 +1,19 @@
-"""Curves and budget tables from benchopt's results table, for plots/.
+"""Curves, budget tables, labels and colours from benchopt's results
+table, for plots/.
 
 One row of the results is one evaluation of one solver's run: its
 ``stop_val`` (the evaluation's index on the curve), its ``idx_rep``
 (repetition), its solver ``time`` and the ``objective_*`` columns of
 ``Objective.evaluate_result``. Repetitions are aligned on ``stop_val``, as in
 benchopt's own ``objective_curve``.
+
+A run that diverged, failed, ended above its start or whose hypergradient
+vanished never ranks first (:func:`disqualified_runs`, :func:`ranked`);
+ranks and bold cells rest on relative gaps, not on printed digits
+(:data:`RELATIVE_TIE`, :func:`budget_cells`); a curve is labelled by its
+solver's name and the parameters that differ between that solver's curves
+(:func:`curve_labels`), with a colour of :data:`PALETTE` and a marker of
+its own (:func:`curve_styles`).
 """
 import numpy as np
 import pandas as pd
@@ -241,23 +250,6 @@ def ranked(solvers, values, metric, disqualified):
 
     return [solver for solver, _, _ in sorted(
         zip(solvers, values, disqualified), key=key)]
-
-
-def bold_best(values, metric, disqualified=None):
-    """Table cells: the best of ``values`` (all of them, on a tie) as
-    ``**value**``, which benchopt's HTML table renders in bold.
-
-    ``disqualified`` (one reason or None per value) marks the values that
-    cannot be best: they are shown as ``value (reason)`` and never bold.
-    """
-    disqualified = disqualified or [None] * len(values)
-    finite = [value for value, reason in zip(values, disqualified)
-              if np.isfinite(value) and reason is None]
-    best = (None if not finite else max(finite) if larger_is_better(metric)
-            else min(finite))
-    return [f"{float(value)!r} ({reason})" if reason is not None
-            else f"**{float(value)!r}**" if value == best else value
-            for value, reason in zip(values, disqualified)]
 
 
 def hvp_free_runs(df):
