@@ -23,9 +23,9 @@ class Objective(BaseObjective):
     Solvers get counting oracles of f and g; each evaluation reports the
     hyper-objective, the exact hypergradient norm and the hypergradient
     formula's norm at the solver's own y, the solver's inner and
-    linear-system errors, whether the curve diverged, the oracle counts and
+    linear-system errors, whether the curve diverged, the oracle counts,
     the problem's measured costs of one HVP and one cross product in
-    gradients.
+    gradients and the step sizes the solver ran with.
     """
 
     name = "Bilevel optimization"
