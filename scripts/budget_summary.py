@@ -85,12 +85,14 @@ def summary(df, metric, budgets):
 
 def print_profile(df, metric, tolerance):
     """The times to target per dataset, then the profile at
-    PRINTED_RATIOS, one row per curve, most often fastest first."""
+    PRINTED_RATIOS and the fraction of the datasets solved at all, one row
+    per curve, most often fastest first."""
     labels, datasets = curve_labels(df), dataset_labels(df)
     times = times_to_target(df, metric, tolerance)
     if not times:
         sys.exit(f"budget_summary.py: no dataset records {metric}")
-    rho = profile(performance_ratios(times), PRINTED_RATIOS)
+    # The last column, at tau = inf: the fraction solved at all.
+    rho = profile(performance_ratios(times), [*PRINTED_RATIOS, math.inf])
     order = sorted(rho, key=lambda solver: ([-value for value in
                                              rho[solver]], labels[solver]))
     name = metric.removeprefix("objective_")
@@ -105,8 +107,8 @@ def print_profile(df, metric, tolerance):
     print(f"\nPerformance profile on {len(times)} dataset(s): the fraction "
           "solved within tau times the fastest curve's time\n")
     print("| curve | " + " | ".join(f"tau={tau:g}" for tau in PRINTED_RATIOS)
-          + " |")
-    print("|" + "---|" * (len(PRINTED_RATIOS) + 1))
+          + " | solved |")
+    print("|" + "---|" * (len(PRINTED_RATIOS) + 2))
     for solver in order:
         print(f"| {labels[solver]} | "
               + " | ".join(f"{value:.2f}" for value in rho[solver]) + " |")

@@ -498,7 +498,7 @@ def test_performance_profile_counts_the_problems_solved_within_tau():
         "r": {"S": 1.0, "T": 5.0, "U": math.inf}}
     ratios = performance_ratios(times)
     assert ratios["r"] == {"S": 1.0, "T": 5.0, "U": math.inf}
-    rho = profile(ratios, [1.0, 2.0, 5.0, 1e6])
+    rho = profile(ratios, [1.0, 2.0, 5.0, math.inf])
     assert rho == {"S": [1.0, 1.0, 1.0, 1.0],
                    "T": [0.0, 2 / 3, 1.0, 1.0],
                    "U": [0.0, 0.0, 0.0, 0.0]}

@@ -115,11 +115,17 @@ def performance_ratios(times):
 
 
 def profile(ratios, taus):
-    """{solver: [rho_s(tau) for tau in taus]}."""
+    """{solver: [rho_s(tau) for tau in taus]}; at tau = inf, the fraction
+    of the problems solved at all (an infinite ratio is never within
+    tau)."""
     problems = list(ratios)
     solvers = list(dict.fromkeys(solver for by_solver in ratios.values()
                                  for solver in by_solver))
-    return {solver: [sum(ratios[p].get(solver, math.inf) <= tau
+
+    def within(ratio, tau):
+        return math.isfinite(ratio) and ratio <= tau
+
+    return {solver: [sum(within(ratios[p].get(solver, math.inf), tau)
                          for p in problems) / len(problems)
                      for tau in taus]
             for solver in solvers}
