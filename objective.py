@@ -26,7 +26,8 @@ class Objective(BaseObjective):
     formula's norm at the solver's own y, the solver's inner and
     linear-system errors, whether the curve diverged, the oracle counts,
     the problem's measured costs of one HVP and one cross product in
-    gradients, and the memory the solver used (its state and its peak).
+    gradients, the memory the solver used (its state and its peak) and the
+    step sizes the solver ran with.
     """
 
     name = "Bilevel optimization"
@@ -128,10 +129,12 @@ class Objective(BaseObjective):
                     x0=self.problem.x0, y0=self.problem.y0)
 
     def evaluate_result(self, x, y, v, counts, n_outer, memory=None,
-                        failed=False):
+                        failed=False, steps=None):
         # memory: the solver's memory columns (benchmark_utils.memory); a
         # point given by hand, with no run behind it, has none (NaN).
         # failed: the solver raised; this point is its last iterate.
+        # steps: the step sizes the solver resolved ({'step_size_inner':
+        # 0.1, ...}), recorded as they are on every point of the curve.
         try:
             metrics = self.reference.evaluate(
                 x, y, v, second_order=self.second_order_metrics)
@@ -151,7 +154,8 @@ class Objective(BaseObjective):
         diverged = not failed and self.diverged(metrics)
         return dict(**metrics, diverged=diverged, failed=failed, **counts,
                     n_outer=n_outer, **self.oracle_costs,
-                    **(no_memory() if memory is None else memory))
+                    **(no_memory() if memory is None else memory),
+                    **(steps or {}))
 
     def _curve_name(self):
         """The solver curve being evaluated, for messages."""
@@ -161,4 +165,4 @@ class Objective(BaseObjective):
     def get_one_result(self):
         return dict(x=self.problem.x0, y=self.problem.y0, v=None,
                     counts=dict(n_grad=0, n_hvp=0, n_cross=0, n_epochs=0),
-                    n_outer=0, memory=no_memory(), failed=False)
+                    n_outer=0, memory=no_memory(), failed=False, steps={})

@@ -16,7 +16,8 @@ and scripts import from here.
 - ``linalg``: linear algebra on oracles: Krylov methods, Neumann series,
   finite differences, unrolled differentiation, inner loops.
 - ``data``: loading the data sets from disk or the network.
-- ``plotting``: the budget curves and tables behind ``plots/``.
+- ``plotting``: the report's curves, budget tables, labels, colours and
+  performance profiles behind ``plots/``.
 - ``testing``: writers of tiny data files in the published layouts, for
   offline tests.
 """

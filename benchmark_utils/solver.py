@@ -62,7 +62,8 @@ class BilevelSolver(BaseSolver):
     iteration computes one (or always None, for a method without ``v``).
     ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts,
     the number of outer iterations done, the memory used so far
-    (:mod:`benchmark_utils.memory`) and whether the run failed.
+    (:mod:`benchmark_utils.memory`), whether the run failed and the step
+    sizes resolved at set-up (``steps``: the results record them).
 
     **A solver that raises keeps what it measured.** An exception in
     :meth:`init_state` or :meth:`step` ends the curve there: the console
@@ -134,6 +135,7 @@ class BilevelSolver(BaseSolver):
         for name, value in self._parameters.items():
             if value == TUNED and not name.startswith(STEP_SIZE_PREFIX):
                 setattr(self, name, self.tuned(name))
+        self.steps_used = {}
         for parameter, attribute in STEP_SIZES.items():
             if parameter in self._parameters:
                 setattr(self, attribute,
@@ -251,7 +253,8 @@ class BilevelSolver(BaseSolver):
         return dict(x=self.x, y=self.y, v=self.v,
                     counts=self.oracles.counts(), n_outer=self.n_outer,
                     memory=self._memory_meter.measure(),
-                    failed=self.failure is not None)
+                    failed=self.failure is not None,
+                    steps=dict(self.steps_used))
 
     def step_size(self, name, value):
         """A step size parameter, in the units of the variable it moves.
@@ -262,13 +265,12 @@ class BilevelSolver(BaseSolver):
         (``step_size_outer``): a positive number, in units of the problem's
         ``outer_step_unit`` (see :meth:`on_x`). Any of them: 'tuned', for
         the value that the tuning protocol chose for this solver on the
-        run's dataset (:meth:`tuned`)."""
+        run's dataset (:meth:`tuned`). The value, resolved, in the
+        parameter's units, is recorded in ``steps_used``: the results show
+        the steps a curve ran with."""
         if value == TUNED:
             value = self.tuned(name)
-        if name == "step_size_outer":
-            check_positive(name, value)
-            return self.on_x(float(value))
-        if value == "auto":
+        if value == "auto" and name != "step_size_outer":
             lipschitz = self.inner_lipschitz()
             if not lipschitz > 0:
                 raise ParameterError(
@@ -276,8 +278,11 @@ class BilevelSolver(BaseSolver):
                     "eigenvalue of d2_yy g in magnitude at the start, which "
                     f"is {lipschitz:.3g} on the {self.oracles.problem.name} "
                     f"problem: give {name} a number > 0.")
-            return 1.0 / (LIPSCHITZ_MARGIN * lipschitz)
+            value = 1.0 / (LIPSCHITZ_MARGIN * lipschitz)
         check_positive(name, value)
+        self.steps_used[name] = float(value)
+        if name == "step_size_outer":
+            return self.on_x(float(value))
         return float(value)
 
     def tuned(self, name):

@@ -22,6 +22,9 @@ WALL_CLOCK_GUARD_MARGIN = 300.0
 #: reference is not known, which is no divergence, and the value at the
 #: solver's own y is always reported.
 VALUE_AT_Y = "objective_value_at_y"
+#: The results column that marks a point taken after the solver-time
+#: budget: true where the solver time exceeds --timeout.
+OVER_BUDGET_COLUMN = "objective_over_budget"
 
 
 class SolverTimeBudget(SufficientProgressCriterion):
@@ -48,6 +51,12 @@ class SolverTimeBudget(SufficientProgressCriterion):
     rule watches ``objective_value_at_y`` (:data:`VALUE_AT_Y`) instead of
     ``objective_value``.
 
+    **A point after the budget is marked.** A curve is evaluated only
+    between iterations, so its last point can come after the budget (one
+    iteration of AID-exact on hyper-cleaning outlasts a 10-s budget):
+    every point gets ``objective_over_budget``, true where its solver time
+    exceeds ``T``, so that the budget plots and tables do not count it.
+
     **A finished curve is written at once** to its output folder
     (:func:`benchmark_utils.run_output.write_curve`), so that a run stopped
     before benchopt writes its results file keeps it.
@@ -64,6 +73,9 @@ class SolverTimeBudget(SufficientProgressCriterion):
         return criterion
 
     def should_stop(self, stop_val, objective_list):
+        last = objective_list[-1]
+        budget = getattr(self, "solver_time_budget", None)
+        last[OVER_BUDGET_COLUMN] = budget is not None and last["time"] > budget
         stop, status, next_stop_val = self._should_stop(stop_val,
                                                         objective_list)
         if stop:

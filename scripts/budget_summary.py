@@ -15,50 +15,39 @@ one is marked. Rows are in rank order, by the best value within the
 largest budget, a diverged or failed curve after every one that
 finished.
 
+With ``--profile TOLERANCE``, it prints instead the performance profile
+of every curve across the datasets that record the metric (Dolan and
+Moré, 2002; benchmark_utils/plotting/profile.py): each curve's solver time
+to the target of each dataset (all but TOLERANCE of the gap between the
+start and the best value reached), and the fraction of the datasets that
+it solves within a factor tau of the fastest curve.
+
 Usage (from the benchmark folder):
     python scripts/budget_summary.py RESULTS.parquet
         [--metric objective_test_accuracy] [--time-budget 30 300]
+        [--profile 1e-3]
 """
 import argparse
 import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_utils.plotting.budget import (  # noqa: E402
-    best_within_budget, ended_runs, ranked)
+    best_within_budget, curve_labels, dataset_labels, ended_runs, ranked)
+from benchmark_utils.plotting.profile import (  # noqa: E402
+    PRINTED_RATIOS, performance_ratios, profile, times_to_target)
 
 #: The counts reported next to the metric.
 COUNTS = ("objective_n_hvp", "objective_n_epochs")
 #: The peak memory (the largest so far, in bytes), in columns of its own.
 MEMORY = "objective_memory_peak_bytes"
 MIB = 2 ** 20
-
-
-def curve_labels(df):
-    """solver_name -> a short label: the solver's name, its batch size and
-    every parameter (benchopt's ``p_solver_*`` columns) whose value
-    differs between the curves of the same solver."""
-    parameters = [column for column in df.columns
-                  if column.startswith("p_solver_")]
-    curves = df.drop_duplicates("solver_name").set_index("solver_name")
-    names = curves.index.str.split("[").str[0]
-    labels = {}
-    for name in names.unique():
-        same = curves[names == name]
-        shown = [column for column in parameters
-                 if column == "p_solver_batch_size"
-                 or same[column].astype(str).nunique() > 1]
-        for solver, row in same.iterrows():
-            parts = [f"{column.removeprefix('p_solver_')}={row[column]}"
-                     for column in shown if pd.notna(row[column])]
-            labels[solver] = name + (f"[{','.join(parts)}]" if parts
-                                     else "")
-    return labels
 
 
 def reached_within(df, columns, budget):
@@ -76,7 +65,7 @@ def summary(df, metric, budgets):
     reported = [column for column in (*COUNTS, MEMORY)
                 if column in df.columns]
     ended = ended_runs(df)
-    labels = curve_labels(df)
+    labels = curve_labels(df, always=("p_solver_batch_size",))
     tables = {}
     for budget in budgets:
         reached = reached_within(df, [metric, *reported], budget)
@@ -100,12 +89,45 @@ def summary(df, metric, budgets):
             for dataset, solvers in ranking.items()}
 
 
+def print_profile(df, metric, tolerance):
+    """The times to target per dataset, then the profile at
+    PRINTED_RATIOS and the fraction of the datasets solved at all, one row
+    per curve, most often fastest first."""
+    labels, datasets = curve_labels(df), dataset_labels(df)
+    times = times_to_target(df, metric, tolerance)
+    if not times:
+        sys.exit(f"budget_summary.py: no dataset records {metric}")
+    # The last column, at tau = inf: the fraction solved at all.
+    rho = profile(performance_ratios(times), [*PRINTED_RATIOS, math.inf])
+    order = sorted(rho, key=lambda solver: ([-value for value in
+                                             rho[solver]], labels[solver]))
+    name = metric.removeprefix("objective_")
+    print(f"\nSolver time (s) to reach all but {tolerance:g} of the gap "
+          f"between the start and the best {name}\n")
+    print("| curve | " + " | ".join(datasets[p] for p in times) + " |")
+    print("|" + "---|" * (len(times) + 1))
+    for solver in order:
+        cells = [f"{times[p][solver]:.3g}" if np.isfinite(times[p][solver])
+                 else "-" for p in times]
+        print(f"| {labels[solver]} | " + " | ".join(cells) + " |")
+    print(f"\nPerformance profile on {len(times)} dataset(s): the fraction "
+          "solved within tau times the fastest curve's time\n")
+    print("| curve | " + " | ".join(f"tau={tau:g}" for tau in PRINTED_RATIOS)
+          + " | solved |")
+    print("|" + "---|" * (len(PRINTED_RATIOS) + 2))
+    for solver in order:
+        print(f"| {labels[solver]} | "
+              + " | ".join(f"{value:.2f}" for value in rho[solver]) + " |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--metric", default="objective_test_accuracy")
     parser.add_argument("--time-budget", type=float, nargs="+",
                         default=[30.0, 300.0])
+    parser.add_argument("--profile", type=float, metavar="TOLERANCE",
+                        help="print the performance profile instead")
     args = parser.parse_args(argv)
     if not args.results.is_file():
         sys.exit(f"budget_summary.py: no results file at {args.results}")
@@ -113,6 +135,9 @@ def main(argv=None):
     if args.metric not in df.columns:
         sys.exit(f"budget_summary.py: {args.results} has no column "
                  f"{args.metric}")
+    if args.profile is not None:
+        print_profile(df, args.metric, args.profile)
+        return
     metric = args.metric.removeprefix("objective_")
     header = ["solver"] + [
         f"{metric} / best / HVPs / epochs within {budget:g} s"

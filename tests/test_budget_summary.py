@@ -1,7 +1,7 @@
 """scripts/budget_summary.py on a results table written here: the metric
 reached at the last point within each budget and the best within it, the
 HVPs and epochs spent by then, medians over repetitions, curves told
-apart by their batch size."""
+apart by their batch size; the performance profile across datasets."""
 import runpy
 import sys
 
@@ -126,3 +126,39 @@ def test_curves_of_one_solver_are_told_apart_and_ranked(tmp_path, capsys):
         "| SOBA[batch_size=full,step_size_outer=0.5]",
         "| SOBA[batch_size=full,step_size_outer=8.0] (diverged)",
         "| SOBA[batch_size=full,step_size_outer=4.0] (failed)"]
+
+
+def test_performance_profile_across_datasets(tmp_path, capsys):
+    def curve(dataset, solver, times, norms, diverged=()):
+        return [dict(dataset_name=dataset, solver_name=solver, idx_rep=0,
+                     stop_val=k, time=t, objective_hypergrad_norm=norm,
+                     objective_value=1.0, objective_diverged=k in diverged,
+                     objective_n_hvp=k, objective_n_grad=k,
+                     p_dataset_n=int(dataset[-2]))
+                for k, (t, norm) in enumerate(zip(times, norms))]
+
+    # Targets at tolerance 0.1: 0.1 + 0.1 (1 - 0.1) = 0.19 on both.
+    table = (curve("p[n=1]", "LancBiO[T=5]", [0, 1, 2], [1.0, 0.5, 0.1])
+             + curve("p[n=1]", "SOBA[T=5]", [0, 4], [1.0, 0.15])
+             # Below the target, then diverged: it solves nothing.
+             + curve("p[n=1]", "PBGD[T=5]", [0, 0.5], [1.0, 1e-3],
+                     diverged=(1,))
+             + curve("p[n=2]", "LancBiO[T=5]", [0, 3], [1.0, 0.1])
+             + curve("p[n=2]", "SOBA[T=5]", [0, 1], [1.0, 0.18])
+             + curve("p[n=2]", "PBGD[T=5]", [0, 1], [1.0, 0.9]))
+    out = summary_of(tmp_path, capsys, table, "--metric",
+                     "objective_hypergrad_norm", "--profile", "0.1")
+    assert "| curve | p[n=1] | p[n=2] |" in out
+    assert "| LancBiO | 2 | 3 |" in out
+    assert "| SOBA | 4 | 1 |" in out
+    assert "| PBGD | - | - |" in out
+    # Each of LancBiO and SOBA is the fastest on one of the two datasets;
+    # on the other, SOBA takes twice the fastest time, LancBiO three times.
+    assert ("| curve | tau=1 | tau=1.5 | tau=2 | tau=4 | tau=10 | tau=100 "
+            "| solved |") in out
+    lines = [line for line in out.splitlines() if "0." in line
+             and line.count("|") == 9]
+    assert lines == [
+        "| SOBA | 0.50 | 0.50 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |",
+        "| LancBiO | 0.50 | 0.50 | 0.50 | 1.00 | 1.00 | 1.00 | 1.00 |",
+        "| PBGD | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |"]

@@ -1,15 +1,19 @@
 """The documentation: the generated tables of docs/solvers.md match the
-solver code, the README links every page of docs/, and every relative link
-points to an existing file."""
+solver code, the README links every page of docs/, every relative link
+points to an existing file, docs/budget_plots.md states the report's rules
+and saved views as the code has them, and scripts/readme_times.py times
+the README's own commands."""
 import importlib.util
 import re
 
 import pytest
-
+import yaml
 from benchopt.utils.parametrized_name_mixin import _extract_options
 from conftest import BENCHMARK, ROOT
 
 from benchmark_utils.device import DEVICE_PATTERN
+from benchmark_utils.plotting.budget import RELATIVE_TIE
+from benchmark_utils.plotting.profile import PRINTED_RATIOS, TOLERANCES
 
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
@@ -18,15 +22,16 @@ LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]"
                   r"\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
-def load_make_docs():
+def load_script(name):
     spec = importlib.util.spec_from_file_location(
-        "make_docs", ROOT / "scripts" / "make_docs.py")
+        name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-make_docs = load_make_docs()
+make_docs = load_script("make_docs")
+readme_times = load_script("readme_times")
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +126,46 @@ def test_documented_selections_are_read_by_benchopt_as_meant():
     assert "cuda:1" in devices
     for device in devices:
         assert re.fullmatch(DEVICE_PATTERN, device), device
+
+
+def test_budget_plots_page_lists_the_saved_views_of_config():
+    page = (DOCS / "budget_plots.md").read_text()
+    section = page.split("## Saved views")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| (.+?) \| `(\w+)` \|", section, re.M)
+    views = yaml.safe_load((ROOT / "config.yml").read_text())["plot_configs"]
+    assert rows == [(name, view["plot_kind"])
+                    for name, view in views.items()]
+
+
+def test_budget_plots_page_states_the_rules_the_code_has():
+    page = re.sub(r"\s+", " ", (DOCS / "budget_plots.md").read_text())
+    plots = {plot._get_name(): plot for plot in BENCHMARK.get_plots()}
+    assert f"relative gap `|a - b| / max(|a|, |b|)` of {RELATIVE_TIE:.1%}" \
+        in page
+    table = plots["budget_table"].options
+    budgets = ", ".join(map(str, table["time_budget"][:-1]))
+    assert f"seconds: {budgets} or {table['time_budget'][-1]})" in page
+    budgets = ", ".join(map(str, table["oracle_budget"][:-1]))
+    assert f"(`oracle_budget`: {budgets} or {table['oracle_budget'][-1]})" \
+        in page
+    tolerances = ", ".join(f"`{t}`" for t in TOLERANCES[:-1])
+    assert f"`tolerance` is {tolerances} or `{TOLERANCES[-1]}`" in page
+    ratios = ", ".join(f"{tau:g}" for tau in PRINTED_RATIOS[:-1])
+    assert f"`tau` = {ratios} and {PRINTED_RATIOS[-1]:g}" in page
+
+
+def test_readme_times_runs_the_readme_commands(tmp_path):
+    commands = readme_times.readme_commands()
+    readme = README.read_text()
+    assert commands["run"] in readme and "configs/quickstart.yml" in \
+        commands["run"]
+    assert commands["tests"].endswith("python -m pytest -q tests")
+    # Without their set-up, the commands keep only what they measure.
+    assert readme_times.without_setup(commands["run"]) == (
+        "benchopt run . --config configs/quickstart.yml")
+    assert readme_times.without_setup(commands["tests"]) == (
+        "bash .ci/browser-assets && ruff check . && "
+        "python -m pytest -q tests")
+    seconds, status = readme_times.time_command("sleep 0.3 && exit 3",
+                                                tmp_path)
+    assert status == 3 and 0.3 <= seconds < 5

@@ -1,22 +1,36 @@
-"""The budget plots (plots/, benchmark_utils/plotting/budget.py) on results
-tables written by hand, the saved views of config.yml, and the HTML report
-of a real run."""
+"""The report's plots (plots/, benchmark_utils/plotting/) on results
+tables written by hand: medians, budget tables (the HVP-free rule, the
+value-above-start rule, the tie rule), labels and colours, the performance
+profile, the curves table; the saved views of config.yml; and the HTML
+report of a real run."""
+import itertools
 import json
+import math
 import re
 import shutil
 import warnings
 from pathlib import Path
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from benchopt.plotting import _check_view
-from conftest import BENCHMARK, ROOT
+from benchopt.plotting.base import COLORS as BENCHOPT_COLORS
+from conftest import (BENCHMARK, ROOT, small_hypercleaning_problem,
+                      small_regsel_problem)
 from test_benchopt import SMALL_QUADRATIC, benchopt
 
-from benchmark_utils.plotting.budget import (best_within_budget, bold_best,
-                                             median_curve, metric_columns)
+from benchmark_utils.plotting.budget import (FIRST_WITH_METRIC,
+                                             HELD_OUT_METRICS, PALETTE,
+                                             best_within_budget,
+                                             budget_cells, curve_labels,
+                                             median_curve, metric_columns,
+                                             ranks)
+from benchmark_utils.plotting.profile import (performance_ratios, profile,
+                                              profile_steps,
+                                              times_to_target)
 
 OBJECTIVE = "Bilevel optimization[device=cpu]"
 
@@ -86,15 +100,44 @@ def test_best_within_budget_is_the_median_of_each_repetitions_best():
     assert accuracy["d", "A"] == 0.8 and accuracy["d", "B"] == 0.95
 
 
-def test_bold_marks_the_best_in_the_metrics_direction():
-    cells = bold_best([0.5, 0.25, 0.25], "objective_hypergrad_norm")
-    assert cells == [0.5, "**0.25**", "**0.25**"]
-    cells = bold_best([0.5, 0.25, np.nan], "objective_test_accuracy")
-    assert cells[0] == "**0.5**" and cells[1] == 0.25
+def test_points_after_the_budget_do_not_count():
+    # B's last point came after the solver-time budget (marked): within
+    # any budget its best is the one before.
+    late = TABLE.assign(objective_over_budget=[False] * 10 + [True])
+    norm = best_within_budget(late, "objective_hypergrad_norm",
+                              "objective_n_grad", 100)
+    assert norm["d", "B"] == 3.0
 
 
-def test_metric_options_leave_out_counts_and_costs():
-    assert metric_columns(TABLE) == ["objective_hypergrad_norm",
+def test_tie_rule_is_a_relative_gap_and_values_print_3_digits():
+    norm = "objective_hypergrad_norm"
+    # 1.0005 is within 0.1% of 1.0: a tie (both rank 1, both bold); 1.01
+    # is 1% behind: rank 3, its gap printed.
+    values = [1.01, 1.0, 1.0005]
+    assert ranks(values, norm, [None] * 3) == [3, 1, 1]
+    assert budget_cells(values, norm, [None] * 3) == [
+        "1.01 (+1%)", "**1.00** (best)", "**1.00** (tie, +0.05%)"]
+    # Values that four fixed decimals would print as 0.0000 alike: a
+    # factor 1000 apart, not tied.
+    tiny = [1e-9, 1e-12, 2.5e-12]
+    assert ranks(tiny, norm, [None] * 3) == [3, 1, 2]
+    assert budget_cells(tiny, norm, [None] * 3) == [
+        "1.00e-09 (\u00d71e+03)", "**1.00e-12** (best)",
+        "2.50e-12 (+150%)"]
+    # Larger is better for an accuracy; a disqualified value has no rank
+    # and is never bold, even when it is the largest.
+    accuracy = [0.871, 0.9, 0.95]
+    reasons = [None, None, "value above start"]
+    assert ranks(accuracy, "objective_test_accuracy", reasons) == [
+        2, 1, None]
+    assert budget_cells(accuracy, "objective_test_accuracy", reasons) == [
+        "0.871 (-3.22%)", "**0.900** (best)", "0.950 (value above start)"]
+
+
+def test_metric_options_leave_out_counts_costs_statuses_and_steps():
+    table = TABLE.assign(objective_over_budget=False, objective_failed=False,
+                         objective_step_size_inner=0.1)
+    assert metric_columns(table) == ["objective_hypergrad_norm",
                                      "objective_test_accuracy"]
 
 
@@ -105,19 +148,34 @@ def plot_data(kind, df=TABLE):
 
 def test_budget_curve_plots_every_solver_on_every_axis():
     data, options = plot_data("budget_curve")
-    assert options["X_axis"] == ["HVPs", "Gradient-equivalent work",
+    assert options["X_axis"] == ["Time", "HVPs", "Gradient-equivalent work",
                                  "Epochs"]
+    assert options["dataset"] == [FIRST_WITH_METRIC, "d"]
     key = f"budget_curve_d_{OBJECTIVE}_objective_hypergrad_norm"
-    hvp = {c["label"]: c for c in data[f"{key}_HVPs"]["data"]}
+    time_plot = data[f"{key}_Time"]
+    time = {c["label"]: c for c in time_plot["data"]}
+    # Medians over repetitions of the solver time at each stop_val (A's
+    # third repetition keeps its last point, at 2 s).
+    assert time["A"]["x"] == [0.0, 1.5, 2.0]
+    assert time["B"]["x"] == [0.0, 0.5, 1.0]
+    assert time_plot["scale"] == "loglog"
+    assert time_plot["xlabel"] == "solver time (s)"
+    assert time_plot["ylabel"] == (
+        "hypergradient norm ||grad phi(x)|| (lower is better)")
+    # B spends no HVP: left out of the HVP axis, which says so.
+    hvp_plot = data[f"{key}_HVPs"]
+    assert [c["label"] for c in hvp_plot["data"]] == ["A"]
+    assert "curves without HVPs" in hvp_plot["title"]
     work_plot = data[f"{key}_Gradient-equivalent work"]
     work = {c["label"]: c for c in work_plot["data"]}
-    assert set(hvp) == set(work) == {"A", "B"}
-    assert hvp["B"]["x"] == [0.0, 0.0, 0.0]
+    assert set(work) == {"A", "B"}
     # n_grad + 2 n_hvp + 3 n_cross, medians over repetitions.
     assert work["A"]["x"] == [0.0, 2 + 2 * 12 + 3, 4 + 2 * 20 + 3 * 2]
     assert work["B"]["x"] == [0.0, 10.0, 20.0]
     assert "n_grad + 2.00 n_hvp + 3.00 n_cross" in work_plot["xlabel"]
     assert work_plot["scale"] == "semilog-y"
+    # Each curve keeps its colour and marker on every axis.
+    assert work["A"]["color"] == time["A"]["color"] != work["B"]["color"]
 
 
 def test_budget_curve_against_epochs():
@@ -141,38 +199,90 @@ def test_results_without_measured_costs_still_plot_against_hvps():
     old = TABLE.drop(columns=["objective_r_hvp", "objective_r_cross"])
     data, _ = plot_data("budget_curve", old)
     key = f"budget_curve_d_{OBJECTIVE}_objective_hypergrad_norm"
-    assert len(data[f"{key}_HVPs"]["data"]) == 2
+    assert len(data[f"{key}_HVPs"]["data"]) == 1
     assert data[f"{key}_Gradient-equivalent work"]["data"] == []
 
 
-def test_budget_table_bolds_the_best_solver_per_dataset():
+def test_a_metric_view_opens_on_a_dataset_that_records_it():
+    # Two datasets, the first without a test accuracy (a quadratic).
+    quadratic = TABLE.assign(dataset_name="quadratic",
+                             objective_test_accuracy=np.nan)
+    both = pd.concat([quadratic, TABLE], ignore_index=True)
+    data, _ = plot_data("budget_curve", both)
+    key = (f"budget_curve_{FIRST_WITH_METRIC}_{OBJECTIVE}"
+           "_objective_test_accuracy_Time")
+    assert data[key]["title"] == "Data: d"
+    assert data[key]["ylabel"] == "test accuracy (higher is better)"
+    # On a run without any test accuracy (the quadratic alone), the view
+    # still draws: the hyper-objective, and its title says so.
+    alone = quadratic.drop(columns=["objective_test_accuracy"]).assign(
+        objective_value=1.0)
+    data, options = plot_data("budget_curve", alone)
+    assert "objective_test_accuracy" in options["metric"]
+    plot = data[key]
+    assert plot["title"] == ("Data: quadratic\nno test_accuracy on this "
+                             "dataset: value shown")
+    assert plot["ylabel"] == "hyper-objective phi(x) (lower is better)"
+    assert {c["label"] for c in plot["data"]} == {"A", "B"}
+    table, _ = plot_data("budget_table", alone)
+    table = table[f"budget_table_{FIRST_WITH_METRIC}_{OBJECTIVE}"
+                  "_objective_test_accuracy_10_1000"]
+    assert table["title"].startswith("Data: quadratic\nbest value within")
+    assert table["title"].endswith(
+        "\nno test_accuracy on this dataset: value shown")
+    assert len(table["data"]) == 2
+
+
+def test_held_out_metrics_are_those_the_problems_record():
+    problems = (small_hypercleaning_problem(), small_regsel_problem(3))
+    recorded = set().union(*(
+        problem.test_metrics(problem.x0, problem.y0) for problem in problems))
+    assert {f"objective_{key}" for key in recorded} == set(HELD_OUT_METRICS)
+
+
+def test_budget_table_hvp_budget_ranks_only_curves_that_spend_hvps():
     data, options = plot_data("budget_table")
-    table = data[f"budget_table_{OBJECTIVE}_objective_hypergrad_norm_1_10"]
-    assert table["columns"] == ["dataset", "solver", "within 1 s",
-                                "within 10 HVPs"]
-    # Within 1 s: A's repetitions reach 4, 8, 8 (median 8), B reaches 0.8.
-    # Within 10 HVPs: A's reach 4, 8, 8, and B, which spends none, 0.8.
-    # Rows in rank order within the time budget.
-    assert table["data"] == [["d", "B", "**0.8**", "**0.8**"],
-                             ["d", "A", 8.0, 8.0]]
+    assert options["oracle_budget"] == [100, 1000, 10000, 100000]
+    table = data[f"budget_table_d_{OBJECTIVE}_objective_hypergrad_norm_1_100"]
+    assert table["columns"] == ["rank", "curve", "1 s", "100 HVPs",
+                                "100 grad-equiv."]
+    assert table["title"].startswith(
+        "Data: d\nbest hypergrad_norm within each budget")
+    # Within 1 s: A's repetitions reach 4, 8, 8 (median 8), B 0.8. Within
+    # 100 HVPs: A's reach 1, 0.5 and 8 (median 1); B spends none: not
+    # ranked there, though its 0.8 is below A's 1. Within 100
+    # gradient-equivalents (n_grad + 2 n_hvp + 3 n_cross): A's reach 1,
+    # 0.5, 8 (work 50, 58 and 33), B 0.8. Rows in rank order within the
+    # time budget.
+    assert table["data"] == [
+        [1, "B", "**0.800** (best)", "n/a: first-order", "**0.800** (best)"],
+        [2, "A", "8.00 (\u00d710)", "**1.00** (best)", "1.00 (+25%)"]]
 
 
 def test_saved_views_use_valid_plots_and_option_values():
     views = yaml.safe_load((ROOT / "config.yml").read_text())["plot_configs"]
     plots = {plot._get_name(): plot for plot in BENCHMARK.get_plots()}
     quickstart_like = TABLE.assign(objective_value=1.0,
-                                   objective_linsys_residual=1.0)
+                                   objective_linsys_residual=1.0,
+                                   objective_memory_peak_bytes=1e6)
+    quadratic_only = quickstart_like.drop(
+        columns=["objective_test_accuracy"])
+    options_of = {}
     for name, view in views.items():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             _check_view(name, view, list(plots.values()))
         kind = view["plot_kind"]
-        if kind not in ("budget_curve", "budget_table"):
-            continue
-        _, options = plots[kind]._get_all_plots(quickstart_like)
-        for option, values in options.items():
-            if f"{kind}_{option}" in view:
-                assert view[f"{kind}_{option}"] in values, (name, option)
+        for index, table in enumerate((quickstart_like, quadratic_only)):
+            if (kind, index) not in options_of:
+                options_of[kind, index] = plots[kind]._get_all_plots(table)[1]
+            for option, values in options_of[kind, index].items():
+                if f"{kind}_{option}" in view:
+                    assert view[f"{kind}_{option}"] in values, (name,
+                                                                option)
+    # Short tab names (tests/test_html_report.py measures in the browser
+    # that all the tabs fit at 1400 px).
+    assert all(len(name) <= 14 for name in views)
 
 
 def not_benchmark_files(folder, names):
@@ -206,22 +316,46 @@ def test_html_report_has_the_custom_plots_and_every_solver(html_run):
     df, page = html_run
     plots = json.loads(re.search(r"window\._plots = (.*);$", page,
                                  re.M).group(1))
-    assert {"budget_curve", "budget_table"} <= set(plots)
-    solvers = set(df["solver_name"])
-    assert len(solvers) == 3
-    for axis in ("HVPs", "Gradient-equivalent work"):
-        key = (f"budget_curve_{SMALL_QUADRATIC}_{df['objective_name'][0]}"
+    assert {"budget_curve", "budget_table", "performance_profile",
+            "curves_table"} <= set(plots)
+    labels = curve_labels(df)
+    assert sorted(labels.values()) == ["F2SA", "LancBiO", "SOBA"]
+    objective = df["objective_name"][0]
+    for axis in ("Time", "HVPs", "Gradient-equivalent work"):
+        key = (f"budget_curve_{SMALL_QUADRATIC}_{objective}"
                f"_objective_hypergrad_norm_{axis}")
         curves = {c["label"]: c for c in plots["budget_curve"][key]["data"]}
-        assert set(curves) == solvers
-        for solver, curve in curves.items():
+        # F2SA spends no HVP: not on the HVP axis.
+        assert set(curves) == ({"LancBiO", "SOBA"} if axis == "HVPs"
+                               else {"F2SA", "LancBiO", "SOBA"}), axis
+        for solver, label in labels.items():
+            if label not in curves:
+                continue
             n_points = df.loc[df["solver_name"] == solver, "stop_val"]
-            assert len(curve["x"]) == n_points.nunique()
-            assert len(curve["y_low"]) == len(curve["y"])   # 2 repetitions
-    table = next(iter(plots["budget_table"].values()))
-    assert {row[1] for row in table["data"]} == solvers
+            assert len(curves[label]["x"]) == n_points.nunique()
+            # 2 repetitions: a quantile band.
+            assert len(curves[label]["y_low"]) == len(curves[label]["y"])
+    table = plots["budget_table"][
+        f"budget_table_{FIRST_WITH_METRIC}_{objective}"
+        "_objective_hypergrad_norm_10_1000"]
+    assert {row[1] for row in table["data"]} == set(labels.values())
+    assert next(row[3] for row in table["data"] if row[1] == "F2SA") == (
+        "n/a: first-order")
+    # The steps each curve ran with ('auto' resolved: 1 / (1.1 L), L of
+    # each repetition's problem) are in the results, the same on every
+    # point of a repetition, and in the curves table as their range.
+    steps = df.groupby(["solver_name", "idx_rep"])[
+        "objective_step_size_inner"]
+    assert (steps.nunique() == 1).all() and (steps.min() > 0).all()
+    rows = plots["curves_table"][f"curves_table_{SMALL_QUADRATIC}_{objective}"]
+    for row in rows["data"]:
+        solver = next(s for s, label in labels.items() if label == row[0])
+        low, high = steps.min()[solver].min(), steps.max()[solver].max()
+        assert row[1].startswith(f"inner={low:#.3g}") and (
+            f"{high:#.3g} (auto)" in row[1]), row
+    assert not df["objective_over_budget"].any()
     # The saved views of config.yml are in the page.
-    assert "Hypergradient norm vs gradient-equivalent work" in page
+    assert "Fastest" in page and "Profile" in page
 
 
 # Four solvers on one dataset, one repetition each: C diverges (marked)
@@ -245,21 +379,22 @@ FAILURES = results([
 
 def test_budget_table_never_ranks_a_diverged_or_worsened_run_first():
     data, _ = plot_data("budget_table", FAILURES)
-    table = data[f"budget_table_{OBJECTIVE}_objective_hypergrad_norm_1_10"]
-    # Rank order: the honest run, then the marked ones, the diverged last.
-    assert table["data"] == [
-        ["d", "E", "**0.5**", "**0.5**"],
-        ["d", "F", "0.0 (hypergradient vanished)",
-         "0.0 (hypergradient vanished)"],
-        ["d", "D", "0.001 (value above start)", "0.001 (value above start)"],
-        ["d", "C", "1e-06 (diverged)", "1e-06 (diverged)"]]
+    table = data[f"budget_table_d_{OBJECTIVE}_objective_hypergrad_norm_1_100"]
+    # Rank order: the honest run, then the marked ones, the diverged last;
+    # the same in every budget column.
+    marked = [("F", "0.00 (hypergradient vanished)"),
+              ("D", "0.00100 (value above start)"),
+              ("C", "1.00e-06 (diverged)")]
+    assert table["data"] == [[1, "E", *["**0.500** (best)"] * 3]] + [
+        ["not ranked", solver, *[cell] * 3] for solver, cell in marked]
     # On the value itself a worse value ranks itself; a diverged run is
     # still marked (its best value came before it diverged) and last.
-    value = data[f"budget_table_{OBJECTIVE}_objective_value_1_10"]
-    assert value["data"] == [["d", "E", "**1.5**", "**1.5**"],
-                             ["d", "F", 1.8, 1.8],
-                             ["d", "D", 2.0, 2.0],
-                             ["d", "C", "1.0 (diverged)", "1.0 (diverged)"]]
+    value = data[f"budget_table_d_{OBJECTIVE}_objective_value_1_100"]
+    assert value["data"] == [
+        [1, "E", *["**1.50** (best)"] * 3],
+        [2, "F", *["1.80 (+20%)"] * 3],
+        [3, "D", *["2.00 (+33.3%)"] * 3],
+        ["not ranked", "C", *["1.00 (diverged)"] * 3]]
 
 
 def test_budget_table_ranks_a_failed_run_after_a_diverged_one():
@@ -267,11 +402,12 @@ def test_budget_table_ranks_a_failed_run_after_a_diverged_one():
         False, False, False, False, False, False, False, False, True])
     data, options = plot_data("budget_table", failed)
     assert "objective_failed" not in options["metric"]
-    value = data[f"budget_table_{OBJECTIVE}_objective_value_1_10"]
-    assert value["data"] == [["d", "E", "**1.5**", "**1.5**"],
-                             ["d", "D", 2.0, 2.0],
-                             ["d", "C", "1.0 (diverged)", "1.0 (diverged)"],
-                             ["d", "F", "2.0 (failed)", "2.0 (failed)"]]
+    value = data[f"budget_table_d_{OBJECTIVE}_objective_value_1_100"]
+    assert value["data"] == [
+        [1, "E", *["**1.50** (best)"] * 3],
+        [2, "D", *["2.00 (+33.3%)"] * 3],
+        ["not ranked", "C", *["1.00 (diverged)"] * 3],
+        ["not ranked", "F", *["2.00 (failed)"] * 3]]
 
 
 def test_budget_curve_labels_a_diverged_solver_and_plots_no_status():
@@ -280,3 +416,135 @@ def test_budget_curve_labels_a_diverged_solver_and_plots_no_status():
     key = f"budget_curve_d_{OBJECTIVE}_objective_hypergrad_norm_HVPs"
     assert [c["label"] for c in data[key]["data"]] == [
         "C (diverged)", "D", "E", "F"]
+
+
+def test_labels_name_only_the_parameters_that_differ():
+    curves = pd.DataFrame([
+        dict(solver_name=f"AmIGO[{inner},T=5]", p_solver_inner_solver=inner,
+             p_solver_n_inner_steps=5, p_solver_step_size_inner="tuned")
+        for inner in ("gd", "cg")] + [
+        dict(solver_name="LancBiO[T=5,m=1..auto]", p_solver_n_inner_steps=5,
+             p_solver_step_size_inner="tuned")])
+    assert curve_labels(curves) == {
+        "AmIGO[gd,T=5]": "AmIGO[inner_solver=gd]",
+        "AmIGO[cg,T=5]": "AmIGO[inner_solver=cg]",
+        "LancBiO[T=5,m=1..auto]": "LancBiO"}
+
+
+def lab(color):
+    """CIELAB coordinates of an sRGB colour (D65 white)."""
+    rgb = np.array(matplotlib.colors.to_rgb(color))
+    linear = np.where(rgb <= 0.04045, rgb / 12.92,
+                      ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ linear
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz),
+                 xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]),
+                     200 * (f[1] - f[2])])
+
+
+def closest_pair(colors):
+    return min(np.linalg.norm(lab(a) - lab(b))
+               for a, b in itertools.combinations(colors, 2))
+
+
+def test_palette_keeps_20_curves_apart_and_visible_on_white():
+    assert len(set(PALETTE)) == 20
+    # CIE76 colour differences: the closest two of the 20 are 23 apart
+    # (benchopt's tab20 order: 17, its pale half close to one another),
+    # and every colour is at least 44 from the white page (benchopt's:
+    # 20).
+    assert closest_pair(PALETTE) > 22
+    assert closest_pair(BENCHOPT_COLORS) < 17
+    white = lab("white")
+    assert min(np.linalg.norm(lab(c) - white) for c in PALETTE) > 40
+    assert min(np.linalg.norm(lab(c) - white)
+               for c in BENCHOPT_COLORS) < 20
+
+
+def timed_rows(dataset, solver, times, norms, rep=0):
+    return [(dataset, solver, rep, k, t, 0, k, 0, norm, np.nan)
+            for k, (t, norm) in enumerate(zip(times, norms))]
+
+
+# Three problems; each curve's norm from 1 down. Targets at tolerance 0.1:
+# 0.1 + 0.1 (1 - 0.1) = 0.19 on p and q (best 0.1), 0.1 on r (best 0).
+PROFILE_TABLE = results(
+    timed_rows("p", "S", [0, 1, 2], [1.0, 0.5, 0.1])
+    + timed_rows("p", "T", [0, 4, 8], [1.0, 0.15, 0.12])
+    + timed_rows("p", "U", [0, 0.5], [1.0, 1e-3])
+    + timed_rows("q", "S", [0, 3], [1.0, 0.1])
+    + timed_rows("q", "T", [0, 1, 6], [1.0, 0.5, 0.18])
+    + timed_rows("q", "U", [0, 1], [1.0, 0.9])
+    + timed_rows("r", "S", [0, 1], [1.0, 1e-3])
+    + timed_rows("r", "T", [0, 5], [1.0, 0.05])
+    + timed_rows("r", "U", [0, 2], [1.0, 0.5])).assign(
+    # U diverged on p (after its small norm): it solves nothing there.
+    objective_diverged=lambda df: (df["dataset_name"] == "p")
+    & (df["solver_name"] == "U") & (df["stop_val"] == 1),
+    objective_value=1.0)
+
+
+def test_performance_profile_counts_the_problems_solved_within_tau():
+    times = times_to_target(PROFILE_TABLE, "objective_hypergrad_norm", 0.1)
+    # p: S reaches 0.19 at 2 s, T at 4 s, U diverged. q: S at 3 s, T at
+    # 6 s, U never. r: S reaches 0 at 1 s (the best), T's 0.05 misses the
+    # target 0.1 * 1 = 0.1? No: 0.05 <= 0.1, at 5 s; U never.
+    assert times == {
+        "p": {"S": 2.0, "T": 4.0, "U": math.inf},
+        "q": {"S": 3.0, "T": 6.0, "U": math.inf},
+        "r": {"S": 1.0, "T": 5.0, "U": math.inf}}
+    ratios = performance_ratios(times)
+    assert ratios["r"] == {"S": 1.0, "T": 5.0, "U": math.inf}
+    rho = profile(ratios, [1.0, 2.0, 5.0, math.inf])
+    assert rho == {"S": [1.0, 1.0, 1.0, 1.0],
+                   "T": [0.0, 2 / 3, 1.0, 1.0],
+                   "U": [0.0, 0.0, 0.0, 0.0]}
+    # The step curve of T: 0 at tau = 1, 2/3 from tau = 2, 1 from 5.
+    assert profile_steps(ratios, "T", 10.0) == (
+        [1.0, 2.0, 2.0, 5.0, 5.0, 10.0],
+        [0.0, 0.0, 2 / 3, 2 / 3, 1.0, 1.0])
+
+
+def test_performance_profile_ignores_points_after_the_budget():
+    late = PROFILE_TABLE.assign(objective_over_budget=lambda df: (
+        df["dataset_name"] == "p") & (df["solver_name"] == "S")
+        & (df["stop_val"] == 2))
+    times = times_to_target(late, "objective_hypergrad_norm", 0.1)
+    # Without S's last point on p, the best there is U's... diverged, so
+    # T's 0.12: target 0.12 + 0.1 (1 - 0.12) = 0.208, reached by T at 4 s
+    # and by S never.
+    assert times["p"] == {"S": math.inf, "T": 4.0, "U": math.inf}
+
+
+def test_performance_profile_plot_and_curves_table():
+    data, options = plot_data("performance_profile", PROFILE_TABLE)
+    assert options["tolerance"] == ["1e-1", "1e-3", "1e-6"]
+    plot = data[f"performance_profile_{OBJECTIVE}_objective_hypergrad_norm"
+                "_1e-1"]
+    curves = {c["label"]: c for c in plot["data"]}
+    # The plot ends at twice the largest finite ratio (5).
+    assert curves["T"]["x"] == [1.0, 2.0, 2.0, 5.0, 5.0, 10.0]
+    assert curves["U"]["y"] == [0.0, 0.0]
+    assert plot["title"].startswith("Performance profile on 3 dataset(s)")
+    # S ran with a tuned inner step and a given outer one.
+    steps = PROFILE_TABLE.assign(
+        objective_step_size_inner=0.0123,
+        objective_step_size_outer=np.where(
+            PROFILE_TABLE["solver_name"] == "S", 2.0, np.nan),
+        objective_over_budget=PROFILE_TABLE["time"] > 5,
+        p_solver_step_size_inner="tuned", p_solver_step_size_outer=2.0,
+        p_solver_n_inner_steps=5.0)
+    data, _ = plot_data("curves_table", steps)
+    table = data[f"curves_table_r_{OBJECTIVE}"]
+    assert table["data"] == [
+        ["S", "inner=0.0123 (tuned), outer=2.00", "finished", 2, "1.00 s",
+         "n_inner_steps=5"],
+        ["T", "inner=0.0123 (tuned)", "finished", 2, "5.00 s",
+         "n_inner_steps=5"],
+        ["U", "inner=0.0123 (tuned)", "finished", 2, "2.00 s",
+         "n_inner_steps=5"]]
+    q = data[f"curves_table_q_{OBJECTIVE}"]
+    assert q["data"][1][4] == "6.00 s (over budget)"

@@ -71,6 +71,20 @@ def test_slow_evaluations_do_not_shorten_the_solver_time_budget(quadratic):
     # (benchopt's log-spacing) beyond it.
     assert budget <= solver_time < 1.25 * budget
     assert curve[-2]["time"] < budget
+    # Only the last point came after the budget, and is marked so.
+    assert [row["objective_over_budget"] for row in curve] == (
+        [False] * (len(curve) - 1) + [True])
+
+
+def test_an_iteration_longer_than_the_budget_is_marked(quadratic,
+                                                       monkeypatch):
+    # One outer iteration takes 20 ms of a 5-ms budget: the curve is its
+    # start and the point after that iteration, past the budget.
+    monkeypatch.setitem(globals(), "ITERATION_SECONDS", 0.02)
+    curve, status, _ = run_curve(quadratic, 0.005, evaluation_seconds=0)
+    assert status == "timeout"
+    assert [row["objective_over_budget"] for row in curve] == [False, True]
+    assert curve[-1]["time"] > 0.02
 
 
 def test_the_wall_clock_guard_ends_a_curve_whose_evaluations_never_end(

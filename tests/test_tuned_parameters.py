@@ -70,6 +70,24 @@ def test_each_variant_reads_its_own_entry(tuned_dir, quadratic):
     assert cg.outer_step == 4.0 * quadratic.outer_step_unit
 
 
+def test_the_steps_used_reach_the_results(tuned_dir, quadratic):
+    solver = set_up("AmIGO", quadratic, inner_solver="cg",
+                    step_size_inner="tuned", step_size_linsys=0.05,
+                    step_size_outer="tuned")
+    # Tuned, tuned to 'auto' and given steps, resolved; the outer step in
+    # its parameter's units.
+    steps = {"step_size_inner": solver.inner_step, "step_size_linsys": 0.05,
+             "step_size_outer": 4.0}
+    assert solver.inner_step == set_up("AmIGO", quadratic,
+                                       inner_solver="cg").inner_step
+    assert solver.steps_used == steps
+    metrics = make_objective(quadratic).evaluate_result(
+        quadratic.x0, quadratic.y0, None,
+        counts=dict(n_grad=0, n_hvp=0, n_cross=0, n_epochs=0), n_outer=0,
+        steps=solver.steps_used)
+    assert {key: metrics[key] for key in steps} == steps
+
+
 def test_a_tuned_step_next_to_a_given_one(tuned_dir, quadratic):
     solver = set_up("SOBA", quadratic, step_size_inner="tuned",
                     step_size_outer=0.25)

@@ -1,2 +1,4 @@
-"""The computations behind the benchmark's custom plots in ``plots/``:
-curves against HVPs and gradient-equivalent work, and budget tables."""
+"""The computations behind the benchmark's report plots in ``plots/``:
+curves against time, HVPs and gradient-equivalent work, budget tables,
+labels and colours (``budget``), and performance profiles across datasets
+(``profile``)."""

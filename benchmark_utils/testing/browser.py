@@ -8,13 +8,17 @@ refuses every other load and a script records what was refused, what
 failed to load and every script error, so that a page reaching for the
 network fails the test instead of quietly drawing less.
 
-``report_views`` selects every saved view through the page's own view tabs
-and reads back what each one drew: the plotly traces (their data and the
-markers in the SVG) or the table rows. ``screenshot`` takes a PNG of the
-view the report opens on.
+``render_report`` builds the page of a results file as ``benchopt plot``
+does; ``report_views`` selects every saved view through the page's own
+view tabs and reads back what each one drew: the plotly traces (their data
+and the markers in the SVG) or the table rows, and whether the tabs and
+the table columns fit in the window; ``view_problems`` says what a reader
+would find wrong with a view. ``screenshot`` takes a PNG of the view the
+report opens on.
 """
 import html
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -89,6 +93,9 @@ const drawnPlot = () => {
   if (!div) return null;
   const traceGroups = div.querySelectorAll('.scatterlayer .trace');
   return {
+    title: div._fullLayout.title.text,
+    axis_titles: [div._fullLayout.xaxis.title.text,
+                  div._fullLayout.yaxis.title.text],
     axis_types: [div._fullLayout.xaxis.type, div._fullLayout.yaxis.type],
     traces: div.data.map((trace, i) => ({
       name: trace.name, x: trace.x, y: trace.y,
@@ -106,9 +113,14 @@ const drawnTable = async () => {
   const rows = '#table_container .gridjs-table tbody tr';
   // Grid.js fills the table asynchronously.
   await waitFor(() => document.querySelector(rows), 5000);
+  const headers = [...container.querySelectorAll('.gridjs-th')];
   return {
+    title: (container.querySelector('h2') || {}).innerText,
     columns: [...container.querySelectorAll('.gridjs-th-content')]
       .map(th => th.textContent.trim()),
+    // Columns whose right edge is inside the window, as a reader sees.
+    columns_in_view: headers.filter(
+      th => th.getBoundingClientRect().right <= window.innerWidth).length,
     rows: [...document.querySelectorAll(rows)].map(
       tr => [...tr.querySelectorAll('td')].map(td => td.textContent.trim())),
   };
@@ -129,8 +141,12 @@ const reportViews = async () => {
   }
   const report = document.createElement('pre');
   report.id = '%(report_id)s';
+  const tabs = document.getElementById('view-tabs');
   report.textContent = JSON.stringify({
     opened_on: openedOn && openedOn.textContent,
+    window_width: window.innerWidth,
+    // Every view tab inside the tab bar, without scrolling it.
+    tabs_fit: tabs.scrollWidth <= tabs.clientWidth,
     views: views,
     page_problems: window.pageProblems,
   });
@@ -221,31 +237,98 @@ def run_chromium(page_path, *args, budget_ms=10_000, timeout=120):
     return completed.stdout
 
 
-def report_views(page, folder):
+def report_views(page, folder, width=1400, height=900):
     """Select every saved view of the report ``page`` (its HTML) in
-    headless Chromium, writing the files it needs to ``folder``.
+    headless Chromium, in a ``width`` x ``height`` window, writing the
+    files it needs to ``folder``.
 
-    Returns {"opened_on": the view the page opened on, "views": [{name,
-    plot_kind, plot, table, problems}], "page_problems": [...]}: ``plot``
-    holds the axis types, the traces (name, x, y, markers_drawn) and the
-    legend entries of a plot view, ``table`` the columns and rows (cell
-    texts) of a table view, each None when the view did not draw one;
-    ``problems`` are the page's problems while the view was selected.
+    Returns {"opened_on": the view the page opened on, "window_width",
+    "tabs_fit": whether every view tab shows without scrolling the tab
+    bar, "views": [{name, plot_kind, plot, table, problems}],
+    "page_problems": [...]}: ``plot`` holds the title, the axis titles and
+    types, the traces (name, x, y, markers_drawn) and the legend entries
+    of a plot view, ``table`` the title, the columns, the number of
+    columns inside the window and the rows (cell texts) of a table view,
+    each None when the view did not draw one; ``problems`` are the page's
+    problems while the view was selected.
     """
     page_path = folder / "views.html"
     page_path.write_text(offline_page(page, VIEWS_SCRIPT), encoding="utf-8")
-    dom = run_chromium(page_path, "--dump-dom")
+    dom = run_chromium(page_path, "--dump-dom",
+                       f"--window-size={width},{height}")
     found = re.search(rf'<pre id="{REPORT_ID}">(.*?)</pre>', dom, re.S)
     assert found, f"the page wrote no view report; its end:\n{dom[-2000:]}"
     return json.loads(html.unescape(found.group(1)))
 
 
-def screenshot(page, folder, png_path, width=1200, height=800):
-    """A ``width`` x ``height`` PNG of the report ``page`` (its HTML) as it
-    opens, at ``png_path``; the files it needs go to ``folder``."""
-    page_path = folder / "report.html"
-    page_path.write_text(offline_page(page), encoding="utf-8")
+#: After the page's own load handlers: selects the saved view named
+#: %(view)s, as a click on its tab does.
+SELECT_VIEW_SCRIPT = """
+window.addEventListener('load', () => setTimeout(() => {
+  const tab = [...document.querySelectorAll('#view-tabs span.view')]
+    .find(tab => tab.textContent === %(view)s);
+  if (tab) tab.click();
+  else window.pageProblems.push('no saved view named ' + %(view)s);
+}, 0));
+"""
+
+
+def screenshot(page, folder, png_path, width=1200, height=800, view=None):
+    """A ``width`` x ``height`` PNG of the report ``page`` (its HTML) at
+    ``png_path``, as it opens or, given ``view``, on the saved view of
+    that name; the files it needs go to ``folder``."""
+    page_path = Path(folder) / "report.html"
+    script = ("" if view is None
+              else SELECT_VIEW_SCRIPT % {"view": json.dumps(view)})
+    page_path.write_text(offline_page(page, script), encoding="utf-8")
     png_path.unlink(missing_ok=True)
     run_chromium(page_path, f"--screenshot={png_path}",
                  f"--window-size={width},{height}", "--hide-scrollbars")
     assert png_path.is_file(), f"Chromium wrote no {png_path}"
+
+
+def view_problems(drawn):
+    """What is wrong with one view of :func:`report_views`, as readers see
+    it: nothing drawn, a plot without a curve or without a finite point, a
+    table without rows or with columns outside the window, or a page
+    problem while it was selected. Empty for a view that draws."""
+    problems = list(drawn["problems"])
+    plot, table = drawn["plot"], drawn["table"]
+    if plot is None and table is None:
+        problems.append("nothing drawn")
+    if plot is not None:
+        if not plot["traces"]:
+            problems.append("a plot without curves")
+        finite = [value for trace in plot["traces"]
+                  for value in trace["x"] + trace["y"]
+                  if isinstance(value, (int, float))
+                  and math.isfinite(value)]
+        if not finite:
+            problems.append("a plot without a finite point")
+    if table is not None:
+        if not table["rows"]:
+            problems.append("a table without rows")
+        if table["columns_in_view"] < len(table["columns"]):
+            problems.append(
+                f"{len(table['columns']) - table['columns_in_view']} table "
+                "columns outside the window")
+    return problems
+
+
+def render_report(results, folder, benchmark_dir=ROOT):
+    """The HTML page that ``benchopt plot`` writes for the results file
+    ``results``, with the saved views of the benchmark's config.yml, built
+    in ``folder`` (benchopt's own functions, as ``plot_benchmark_html``
+    calls them; nothing is written to the benchmark's outputs/)."""
+    from benchopt.benchmark import Benchmark
+    from benchopt.plotting import _sanitize_config
+    from benchopt.plotting.generate_html import (get_results,
+                                                 render_all_results)
+    benchmark = Benchmark(benchmark_dir)
+    config = _sanitize_config(benchmark.get_plot_config())
+    copy = Path(folder) / "outputs" / Path(results).name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(results, copy)
+    [page] = render_all_results(
+        get_results([copy], Path(folder), benchmark, config), benchmark)
+    return page
