@@ -6,6 +6,8 @@ and scripts import from here.
   solver base class, the counting oracles, the seeded minibatch sampler of
   stochastic solvers, the reference metrics, the stopping rule, device and
   timing, parameter checks, measured oracle costs).
+- ``published_variants``: the baselines as the LancBiO authors' code runs
+  them, behind each solver's ``variant='lancbio_code'``.
 - ``problems``: the bilevel problem contract and every problem, with its
   closed-form products.
 - ``linalg``: linear algebra on oracles: Krylov methods, Neumann series,

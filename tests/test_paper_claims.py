@@ -170,3 +170,15 @@ def test_gpu_option_reads_the_gpu_sized_config_within_the_timeout():
     cpu = claims.load_config("paper_synthetic_as_published_cpu",
                              SimpleNamespace(gpu=False, timeout=None))
     assert cpu["dataset"] == ["synthetic[n=1000,kappa=100000.0]"]
+
+
+def test_a_claim_on_the_plateau_waits_for_the_plateau():
+    rising = results_table(CURVES)
+    # SOBA, the most accurate at the end, diverged: the most accurate of
+    # the others is SubBiO, still rising at half its time.
+    assert not claims.settled(rising)
+    flat = dict(CURVES, SubBiO=[(0.0, 0.1, 1.0), (1.5, 0.855, 1e-2),
+                                (3.0, 0.86, 1e-5)])
+    assert claims.settled(results_table(flat))
+    assert claims.on_plateau(results_table(flat).query(
+        "solver_name == 'SubBiO[x=1]'"))
