@@ -13,9 +13,13 @@ from benchmark_utils.metrics import EvaluationTimeLimit
 from benchmark_utils.oracle_cost import (measure_oracle_costs,
                                          select_hvp_mode)
 from benchmark_utils.oracles import HVP_MODES, Oracles, check_closed_form
+from benchmark_utils.published_variants import seeded_start
 from benchmark_utils.run_output import claim_output
 from benchmark_utils.stopping import SolverTimeBudget
 from benchmark_utils.validation import ParameterError, check_choice
+
+#: The values of the objective's ``v_start``.
+V_STARTS = ("zero", "normal", "uniform")
 
 
 class Objective(BaseObjective):
@@ -56,6 +60,13 @@ class Objective(BaseObjective):
         # linsys_residual (NaN), which need linear solves: for long runs
         # judged by the value and the test accuracy.
         "second_order_metrics": [True],
+        # The start v0 of every method that carries v from one iteration
+        # to the next: 'zero', or a draw that is the same for every curve
+        # of a repetition, 'normal' (N(0, I)) or 'uniform' (on [0, 1)):
+        # the LancBiO authors' code starts every method at the first on its
+        # synthetic problem, at the second on hyper-cleaning. A property of
+        # the comparison, as x0 and y0 are, not of any one method.
+        "v_start": ["zero"],
     }
 
     test_config = {"dataset": {"name": "quadratic"}}
@@ -85,6 +96,7 @@ class Objective(BaseObjective):
         check_choice("hvp_mode", self.hvp_mode, ("auto",) + HVP_MODES)
         check_choice("second_order_metrics", self.second_order_metrics,
                      (True, False))
+        check_choice("v_start", self.v_start, V_STARTS)
         return resolve_device(self.device), resolve_dtype(self.dtype)
 
     def set_data(self, problem):
@@ -125,8 +137,13 @@ class Objective(BaseObjective):
         self._set_up_for = problem
 
     def get_objective(self):
+        # Seeded from the repetition only: every solver of a repetition
+        # starts from the same v0.
+        v0 = None if self.v_start == "zero" else seeded_start(
+            self.problem.y0, self.get_seed(use_repetition=True),
+            self.v_start)
         return dict(oracles=Oracles(self.problem, self.resolved_hvp_mode),
-                    x0=self.problem.x0, y0=self.problem.y0)
+                    x0=self.problem.x0, y0=self.problem.y0, v0=v0)
 
     def evaluate_result(self, x, y, v, counts, n_outer, memory=None,
                         failed=False, steps=None):

@@ -11,6 +11,8 @@ and scripts import from here.
   keeps in its output folder, device and timing, parameter checks, memory
   that a run cannot have, measured oracle costs, the memory a solver
   uses, the tuning protocol and the tuned values read back).
+- ``published_variants``: the baselines as the LancBiO authors' code runs
+  them, behind each solver's ``variant='lancbio_code'``.
 - ``problems``: the bilevel problem contract and every problem, with its
   closed-form products.
 - ``linalg``: linear algebra on oracles: Krylov methods, Neumann series,

@@ -57,9 +57,12 @@ class BilevelSolver(BaseSolver):
 
     It owns the run: counters reset, the device synchronised before each
     timing point, the iterates started at ``(x0, y0, v0)`` and the outer
-    iterations counted. ``v0`` is zero for a method that carries ``v`` from
-    one iteration to the next (``warm_starts_v``), else None until the first
-    iteration computes one (or always None, for a method without ``v``).
+    iterations counted. For a method that carries ``v`` from one iteration
+    to the next (``warm_starts_v``), ``v0`` is the objective's: zero, or the
+    same random draw for every curve of a repetition (its ``v_start``, the
+    LancBiO authors' starts); for the others, None until the
+    first iteration computes one (or always None, for a method without
+    ``v``).
     ``get_result`` returns the current ``x``, ``y``, ``v``, the oracle counts,
     the number of outer iterations done, the memory used so far
     (:mod:`benchmark_utils.memory`), whether the run failed and the step
@@ -108,19 +111,19 @@ class BilevelSolver(BaseSolver):
         """The state only keys the cache: a solver rebuilt from its
         parameters (benchopt's pickling) has nothing more to restore."""
 
-    def skip(self, oracles, x0, y0):
+    def skip(self, oracles, x0, y0, v0=None):
         # A parameter out of range, or a memory that would not fit (SABA),
         # is this curve's skip reason: benchopt prints it without a
         # traceback and goes on with the other curves. set_objective, which
         # benchopt calls next with the same oracles, keeps the Lipschitz
         # estimate made here.
         try:
-            self.set_objective(oracles, x0, y0)
+            self.set_objective(oracles, x0, y0, v0)
         except (ParameterError, MemoryError) as error:
             return True, str(error)
         return False, None
 
-    def set_objective(self, oracles, x0, y0):
+    def set_objective(self, oracles, x0, y0, v0=None):
         # The power-iteration estimate of L depends only on the problem and
         # its start: kept when the same curve is set up again (skip, then
         # set_objective, on one get_objective's oracles).
@@ -129,7 +132,7 @@ class BilevelSolver(BaseSolver):
                 and y0 is getattr(self, "y0", None)):
             self._inner_lipschitz = None
         self.oracles = oracles
-        self.x0, self.y0 = x0, y0
+        self.x0, self.y0, self.v0 = x0, y0, v0
         # A parameter of the tuning space given as 'tuned' takes its tuned
         # value (the step sizes resolve theirs in step_size, below).
         for name, value in self._parameters.items():
@@ -169,7 +172,10 @@ class BilevelSolver(BaseSolver):
         timed_callback = self._memory_meter.watch(
             synchronized(callback, self.oracles.device))
         self.x, self.y = self.x0.clone(), self.y0.clone()
-        self.v = torch.zeros_like(self.y) if self.warm_starts_v else None
+        self.v = None
+        if self.warm_starts_v:
+            self.v = (torch.zeros_like(self.y) if self.v0 is None
+                      else self.v0.clone())
         self.n_outer, self.failure = 0, None
         if "batch_size" in self._parameters:
             self.restart_batches()

@@ -4,6 +4,9 @@ import torch
 
 from benchmark_utils.linalg.inner_loops import inner_gradient_descent
 from benchmark_utils.linalg.neumann import neumann_sample
+from benchmark_utils.published_variants import (OUTER_STEP_FLOOR, ORIGINAL,
+                                                check_variant,
+                                                neumann_then_descent)
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import check_int
 
@@ -15,7 +18,10 @@ class Solver(BilevelSolver):
     HVPs, and a step on x of size alpha0 / sqrt(k + 1) along
     d_x f - d2_xy g v. With ``batch_size``, each inner step, b, each factor
     (I - eta A) and the cross product draw a batch of their own, as in the
-    paper (independent factors keep the estimate unbiased). Per outer
+    paper (independent factors keep the estimate unbiased).
+    ``variant='lancbio_code'``: the LancBiO authors' v, eta (I - eta A)^p b
+    with p uniform on {0, ..., Q-1} and no factor Q, then Q gradient steps
+    on v, and alpha_k floored at 0.01 (Q more HVPs). Per outer
     iteration: T + 1 gradients, p HVPs (Q / 2 on average), 1 cross product
     (each on a batch, B / n of a full pass)."""
 
@@ -28,6 +34,7 @@ class Solver(BilevelSolver):
         "step_size_linsys": ["auto"],
         "step_size_outer": [1.0],
         "batch_size": ["full"],
+        "variant": [ORIGINAL],
     }
     # What the tuning protocol searches besides the steps (docs/tuning.md):
     # (low, high), integers on a log scale.
@@ -38,7 +45,7 @@ class Solver(BilevelSolver):
     parameter_template = (
         "T={n_inner_steps},Q={n_neumann_steps},inner={step_size_inner},"
         "linsys={step_size_linsys},outer={step_size_outer},"
-        "batch={batch_size}")
+        "batch={batch_size},variant={variant}")
     references = [
         "S. Ghadimi and M. Wang, 'Approximation methods for bilevel "
         "programming', arXiv:1802.02246 2018",
@@ -48,6 +55,9 @@ class Solver(BilevelSolver):
     def check_parameters(self):
         check_int("n_inner_steps", self.n_inner_steps, 0)
         check_int("n_neumann_steps", self.n_neumann_steps, 0)
+        check_variant(self.variant)
+        if self.variant != ORIGINAL:
+            check_int("n_neumann_steps", self.n_neumann_steps, 1)
         self.seed = self.get_seed(use_repetition=True)
 
     def init_state(self):
@@ -59,12 +69,16 @@ class Solver(BilevelSolver):
         y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
                                    self.inner_step, self.inner_batch)
         grad_x_f, b = self.oracles.grad_outer(x, y, self.outer_batch())
-        v = neumann_sample(
+        estimate = (neumann_sample if self.variant == ORIGINAL
+                    else neumann_then_descent)
+        v = estimate(
             lambda u: self.oracles.hvp(x, y, u, self.second_order_batch()),
             b, self.linsys_step, self.n_neumann_steps, self.generator)
         # Diminishing outer step alpha_k = alpha0 / sqrt(k + 1), as for
         # stochastic gradients: the random truncation makes v noisy.
         alpha = self.outer_step / math.sqrt(self.n_outer + 1)
+        if self.variant != ORIGINAL:
+            alpha = max(alpha, self.on_x(OUTER_STEP_FLOOR))
         x = x - alpha * (grad_x_f - self.oracles.cross(
             x, y, v, self.second_order_batch()))
         return x, y, v

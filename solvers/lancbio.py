@@ -4,6 +4,9 @@ import torch
 
 from benchmark_utils.linalg.inner_loops import inner_gradient_descent
 from benchmark_utils.linalg.krylov import RestartedLanczos
+from benchmark_utils.published_variants import (ORIGINAL, calendar_schedule,
+                                                check_variant,
+                                                largest_calendar_basis)
 from benchmark_utils.sampling import FULL_BATCH
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import (check_at_least, check_int,
@@ -25,6 +28,9 @@ class Solver(BilevelSolver):
     a basis that lost orthogonality no longer describes the current one;
     so does a step that would make the tridiagonal T_j indefinite (see
     ``benchmark_utils.linalg.krylov.LanczosProcess``).
+    ``variant='lancbio_code'``: the LancBiO authors' schedule, m growing at
+    k % growth_every == growth_every - 1 (k from 1) and restarts on the
+    calendar m == 1 or k % m == 1, whatever the basis holds.
 
     With ``batch_size`` (the LancBiO paper's stochastic experiment), each
     inner step, b_k, each Lanczos step's HVP and the cross product draw a
@@ -47,6 +53,7 @@ class Solver(BilevelSolver):
         "n_warmup_steps": [0],
         "orthogonality_tol": [1e-2],
         "batch_size": ["full"],
+        "variant": [ORIGINAL],
     }
     # What the tuning protocol searches besides the steps (docs/tuning.md):
     # (low, high), integers on a log scale.
@@ -57,7 +64,7 @@ class Solver(BilevelSolver):
         "T={n_inner_steps},inner={step_size_inner},outer={step_size_outer},"
         "m={subspace_dim}..{max_subspace_dim}x{subspace_growth}"
         "/{growth_every},m0={n_warmup_steps},orth={orthogonality_tol},"
-        "batch={batch_size}")
+        "batch={batch_size},variant={variant}")
     references = [
         "Y. Yang, B. Gao and Y.-x. Yuan, 'LancBiO: dynamic Lanczos-aided "
         "bilevel optimization via Krylov subspace', ICLR 2025",
@@ -79,17 +86,26 @@ class Solver(BilevelSolver):
                   self.subspace_dim - 1)
         if self.orthogonality_tol is not None:
             check_positive("orthogonality_tol", self.orthogonality_tol)
+        check_variant(self.variant)
 
     def init_state(self):
         self.m = self.subspace_dim
+        max_dim, growth, every = self.schedule
+        if self.variant != ORIGINAL:
+            # The calendar's cycles can outgrow m around its changes.
+            max_dim = largest_calendar_basis(self.m, growth, every, max_dim)
         self.linear_system = RestartedLanczos(
-            self.y0, self.schedule[0], self.orthogonality_tol,
+            self.y0, max_dim, self.orthogonality_tol,
             residual_correction=self.batch_size == FULL_BATCH)
 
     def step(self, x, y, v):
-        # Every growth_every iterations, m <- min(ceil(growth m), max).
         max_dim, growth, every = self.schedule
-        if self.n_outer > 0 and self.n_outer % every == 0:
+        restart = None   # once the basis holds m vectors
+        if self.variant != ORIGINAL:
+            self.m, restart = calendar_schedule(self.n_outer + 1, self.m,
+                                                growth, every, max_dim)
+        elif self.n_outer > 0 and self.n_outer % every == 0:
+            # Every growth_every iterations, m <- min(ceil(growth m), max).
             self.m = min(math.ceil(growth * self.m), max_dim)
         # Lower level: T gradient steps from the previous y (warm start).
         y = inner_gradient_descent(self.oracles, x, y, self.n_inner_steps,
@@ -99,7 +115,7 @@ class Solver(BilevelSolver):
         # HVP, and one more at a restart), then the residual correction.
         batch = self.second_order_batch()
         v = self.linear_system.step(
-            lambda u: self.oracles.hvp(x, y, u, batch), b, v, self.m)
+            lambda u: self.oracles.hvp(x, y, u, batch), b, v, self.m, restart)
         # The first m0 steps after a restart only build the subspace.
         if self.linear_system.steps_since_restart > self.n_warmup_steps:
             x = torch.add(x, grad_x_f - self.oracles.cross(

@@ -1,6 +1,9 @@
 import torch
 
 from benchmark_utils.linalg.neumann import neumann_sample
+from benchmark_utils.published_variants import (OUTER_STEP_FLOOR, ORIGINAL,
+                                                check_variant,
+                                                neumann_then_descent)
 from benchmark_utils.solver import BilevelSolver
 from benchmark_utils.validation import check_at_least, check_int
 
@@ -14,8 +17,11 @@ class Solver(BilevelSolver):
     along d_x f - d2_xy g v. With ``batch_size``, every gradient, every
     factor (I - eta A) and the cross product is estimated on a batch of its
     own, as in the paper, so that the product of independent factors stays
-    unbiased. Per outer iteration: 2 gradients, p HVPs (Q / 2 on average),
-    1 cross product (each on a batch, B / n of a full pass)."""
+    unbiased. ``variant='lancbio_code'``: the LancBiO authors' v, eta
+    (I - eta A)^p b with p uniform on {0, ..., Q-1} and no factor Q, then Q
+    gradient steps on v, and alpha_k floored at 0.01 (Q more HVPs). Per
+    outer iteration: 2 gradients, p HVPs (Q / 2 on average), 1 cross
+    product (each on a batch, B / n of a full pass)."""
 
     name = "TTSA"
     warm_starts_v = False
@@ -26,6 +32,7 @@ class Solver(BilevelSolver):
         "step_size_outer": [1.0],
         "decay_inner, decay_outer": [(0.4, 0.6)],
         "batch_size": ["full"],
+        "variant": [ORIGINAL],
     }
     # What the tuning protocol searches besides the steps (docs/tuning.md):
     # (low, high), integers on a log scale.
@@ -35,7 +42,8 @@ class Solver(BilevelSolver):
     parameter_template = (
         "Q={n_neumann_steps},inner={step_size_inner},"
         "linsys={step_size_linsys},outer={step_size_outer},"
-        "decay={decay_inner}/{decay_outer},batch={batch_size}")
+        "decay={decay_inner}/{decay_outer},batch={batch_size},"
+        "variant={variant}")
     references = [
         "M. Hong, H.-T. Wai, Z. Wang and Z. Yang, 'A two-timescale stochastic "
         "algorithm framework for bilevel optimization: complexity analysis "
@@ -47,6 +55,9 @@ class Solver(BilevelSolver):
         check_int("n_neumann_steps", self.n_neumann_steps, 0)
         check_at_least("decay_inner", self.decay_inner, 0.0)
         check_at_least("decay_outer", self.decay_outer, 0.0)
+        check_variant(self.variant)
+        if self.variant != ORIGINAL:
+            check_int("n_neumann_steps", self.n_neumann_steps, 1)
         self.seed = self.get_seed(use_repetition=True)
 
     def init_state(self):
@@ -62,10 +73,14 @@ class Solver(BilevelSolver):
             self.oracles.grad_inner(x, y, self.inner_batch()))
         # Slow time scale: hypergradient estimate at (x_k, y_{k+1}).
         grad_x_f, b = self.oracles.grad_outer(x, y, self.outer_batch())
-        v = neumann_sample(
+        estimate = (neumann_sample if self.variant == ORIGINAL
+                    else neumann_then_descent)
+        v = estimate(
             lambda u: self.oracles.hvp(x, y, u, self.second_order_batch()),
             b, self.linsys_step, self.n_neumann_steps, self.generator)
-        x = x - self.decayed(self.outer_step, self.decay_outer) * (
-            grad_x_f - self.oracles.cross(x, y, v,
-                                          self.second_order_batch()))
+        alpha = self.decayed(self.outer_step, self.decay_outer)
+        if self.variant != ORIGINAL:
+            alpha = max(alpha, self.on_x(OUTER_STEP_FLOOR))
+        x = x - alpha * (grad_x_f - self.oracles.cross(
+            x, y, v, self.second_order_batch()))
         return x, y, v

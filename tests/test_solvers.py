@@ -668,6 +668,8 @@ def changed_value(solver_class, parameter, value):
         return others[0]
     if value is None or value == "full":
         return 3
+    if parameter == "variant":
+        return "lancbio_code"
     if value == "auto":
         # A period of full passes is a number of iterations.
         return 3 if parameter == "period" else 0.5

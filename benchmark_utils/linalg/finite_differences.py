@@ -34,3 +34,17 @@ def hvp_and_cross_fd(oracles, x, y, v, delta, batch=None):
     scale = norm_v / (2 * h)
     return ((grad_y_plus - grad_y_minus) * scale,
             (grad_x_plus - grad_x_minus) * scale)
+
+
+def hvp_and_cross_fd_along(oracles, x, y, v, delta, batch=None):
+    """(d2_yy g v, d2_xy g v) by central differences at y +- delta v, v
+    not normalised and delta absolute: the LancBiO authors' HJFBiO on
+    hyper-cleaning (``variant='lancbio_code'``). The step then grows with
+    ||v||, and so does the O(delta^2 ||v||^2) truncation error. Two
+    ``grad_inner_xy`` calls on the same ``batch``: 2 gradients."""
+    step = delta * v
+    grad_x_plus, grad_y_plus = oracles.grad_inner_xy(x, y + step, batch)
+    grad_x_minus, grad_y_minus = oracles.grad_inner_xy(x, y - step, batch)
+    scale = 1 / (2 * delta)
+    return ((grad_y_plus - grad_y_minus) * scale,
+            (grad_x_plus - grad_x_minus) * scale)

@@ -374,12 +374,19 @@ class RestartedLanczos:
         self.v_bar = self.a_v_bar = None
         self.steps_since_restart = 0
 
-    def step(self, hessian, b, v, m):
+    def step(self, hessian, b, v, m, restart=None):
         """One outer iteration: ``v_k`` from ``v_{k-1} = v``, the current
         ``hessian`` (a matvec) and ``b``, with at most ``m`` vectors
-        (``m <= max_dim``)."""
-        restart = (not self.started or self.process.dim >= m
-                   or self.process.stopped)
+        (``m <= max_dim``).
+
+        ``restart``: None restarts once the basis holds m vectors (the
+        LancBiO paper's Algorithm 2); a bool restarts on a calendar of the
+        caller's (the authors' code), which must keep the basis within
+        ``max_dim``. Either way, the first step and a stopped process
+        restart."""
+        if restart is None:
+            restart = self.process.dim >= m
+        restart = restart or not self.started or self.process.stopped
         self.started = True
         if restart and self.residual_correction:
             self.v_bar, self.a_v_bar = v, hessian(v)
