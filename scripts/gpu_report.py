@@ -18,7 +18,8 @@ there):
   to its launches and bytes per iteration and the two floors they give
   under the assumptions of ``scripts/operation_count.py --launch-bound``;
 - a 60-second run of four solvers of ``configs/paper_synthetic.yml``
-  (``benchopt run``, one repetition), with each curve's last point.
+  (``benchopt run``, one repetition), with each curve's last point and
+  its memory (the state it keeps and its peak).
 
 The report is written section by section, so a run cut short keeps what it
 measured; a section that fails writes its error and the command exits
@@ -62,6 +63,8 @@ from sparse_hvp import news20_shaped_problem  # noqa: E402
 from benchmark_utils.oracle_cost import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Bytes in a MiB.
+MIB = 2 ** 20
 #: The four solvers of the paper_synthetic run.
 PAPER_RUN_SOLVERS = ("LancBiO", "SubBiO", "SOBA", "stocBiO")
 
@@ -366,15 +369,21 @@ def paper_synthetic_run(report):
     rows = []
     for solver_name, curve in results.groupby("solver_name", sort=True):
         last = curve.sort_values("stop_val").iloc[-1]
+        peak = curve["objective_memory_peak_bytes"].max()
         rows.append((solver_name.split("[")[0], curve["dataset_name"].iloc[0],
                      f"{last['time']:.1f}", int(last["objective_n_outer"]),
                      f"{last['objective_n_hvp']:.0f}",
                      f"{last['objective_value']:.6g}",
-                     f"{last['objective_hypergrad_norm']:.3g}"))
+                     f"{last['objective_hypergrad_norm']:.3g}",
+                     f"{last['objective_memory_state_bytes'] / MIB:.3g}",
+                     f"{peak / MIB:.3g}"))
     shown = " ".join(command[2:]).replace(str(ROOT), ".")
-    return (f"`{shown}`; each curve's last point.\n\n" + table(
-        ("solver", "dataset", "solver time (s)", "outer iterations",
-         "HVPs", "value", "hypergradient norm"), rows))
+    return (f"`{shown}`; each curve's last point, its state and its peak "
+            "memory (on CUDA the allocator's peak since the curve started: "
+            "docs/metrics_and_timing.md, \"Memory\").\n\n" + table(
+                ("solver", "dataset", "solver time (s)", "outer iterations",
+                 "HVPs", "value", "hypergradient norm", "state (MiB)",
+                 "peak memory (MiB)"), rows))
 
 
 #: The report's sections: (title, function of the Report returning its

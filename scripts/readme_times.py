@@ -15,14 +15,19 @@ Two ways to run them (the output says which):
   alone.
 
 Take the times on an idle machine: every other process slows both.
+``--keep-outputs DIR`` copies what the commands wrote in the clone's
+``outputs/`` (the quickstart's results and report) to DIR before the
+clone is removed.
 
 Usage (from the benchmark folder; about 20 minutes on 2 CPU cores):
     python scripts/readme_times.py [--venv own|current] [--only run|tests]
+        [--keep-outputs DIR]
 """
 import argparse
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +83,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", choices=["own", "current"], default="own")
     parser.add_argument("--only", choices=["run", "tests"])
+    parser.add_argument("--keep-outputs", type=Path, metavar="DIR",
+                        help="copy the clone's outputs/ folder here")
     args = parser.parse_args(argv)
     commands = readme_commands()
     if args.only:
@@ -101,6 +108,9 @@ def main(argv=None):
         for name, command in commands.items():
             print(f"\n$ {command}", flush=True)
             times[name] = time_command(command, clone, env)
+        if args.keep_outputs and (clone / "outputs").is_dir():
+            shutil.copytree(clone / "outputs", args.keep_outputs,
+                            dirs_exist_ok=True)
     print(f"\nREADME commands, fresh clone of {ROOT.name}, "
           f"{'their own' if args.venv == 'own' else 'the current'} "
           f"virtual environment; {machine()}:")

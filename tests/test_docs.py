@@ -169,3 +169,14 @@ def test_readme_times_runs_the_readme_commands(tmp_path):
     seconds, status = readme_times.time_command("sleep 0.3 && exit 3",
                                                 tmp_path)
     assert status == 3 and 0.3 <= seconds < 5
+
+
+def test_readme_times_keeps_what_the_commands_wrote(tmp_path, monkeypatch):
+    # A stand-in for the quickstart that writes a results file in the
+    # clone: --keep-outputs copies it out before the clone is removed.
+    monkeypatch.setattr(readme_times, "readme_commands", lambda: {
+        "run": "mkdir -p outputs && echo 42 > outputs/quickstart.parquet"})
+    kept = tmp_path / "kept"
+    assert readme_times.main(["--venv", "current", "--only", "run",
+                              "--keep-outputs", str(kept)]) == 0
+    assert (kept / "quickstart.parquet").read_text() == "42\n"

@@ -77,3 +77,13 @@ def test_the_paper_run_gives_a_curve_of_each_solver(report):
     for row in curves:
         assert row[1] == "synthetic[kappa=100000.0,n=100]"
         assert int(row[3]) >= 1
+
+
+def test_the_paper_run_reports_each_curve_memory(report):
+    # Four solvers on synthetic[n=100]: each keeps at least x and y (100
+    # float64 each) and its peak is at least its state.
+    curves = rows(section(report, "A 60-second run of "
+                                  "configs/paper_synthetic.yml"))
+    assert len(curves) == 4
+    for *_, state, peak in curves:
+        assert 2 * 100 * 8 / 2 ** 20 <= float(state) <= float(peak)
