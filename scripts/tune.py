@@ -19,23 +19,32 @@ without running a solver.
 The tuning seed (``--seed``) gives the datasets and the random solvers
 other draws than the evaluation runs' (benchopt's default seed, 0).
 
+``--jobs N`` shares the curves among N processes of one thread each (the
+curves of the benchmark's problems keep one core busy, not two): each
+takes every N-th (dataset, curve) pair and its studies, and the configs
+are written once they have all finished. The candidates are then judged
+at the speed of one core.
+
 Usage (from the benchmark folder):
     python scripts/tune.py [--config configs/quickstart.yml]
         [--timeout SECONDS] [--max-runs N] [--seed 1001] [--trials 12]
-        [--dataset NAME ...] [--solver NAME ...]
+        [--dataset NAME ...] [--solver NAME ...] [--jobs 1]
         [--storage outputs/tuning/<config>.db] [--out-dir configs/tuned]
         [--read-only]
 """
 import argparse
 import math
+import os
 import re
 import shlex
+import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
 import optuna
+import torch
 import yaml
 from benchopt.benchmark import Benchmark
 from benchopt.utils.parametrized_name_mixin import _get_used_parameters
@@ -91,7 +100,13 @@ def parse_args(argv):
     parser.add_argument("--read-only", action="store_true",
                         help="write the configs from the storage's trials, "
                         "without running a solver")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes of one thread each that share the "
+                        "curves")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     if args.timeout is not None and not args.timeout > 0:
         parser.error("--timeout must be positive")
     if args.trials < 1:
@@ -185,10 +200,20 @@ def study_name(label, space):
     return f"{label} | {space.selection(space.default)}"
 
 
+def worker_share(worker):
+    """(index, count) of ``--worker index/count``: the worker runs the
+    studies of every count-th (dataset, curve) pair from the index-th."""
+    index, count = (int(part) for part in worker.split("/"))
+    return index, count
+
+
 def tune(args, config, datasets, solvers, budget, max_runs, storage):
     """Run the studies of every dataset and curve (resuming those in
-    ``storage``); {dataset label: (lipschitz, [space])}."""
+    ``storage``; a worker, those of its share only); {dataset label:
+    (lipschitz, [space])}."""
     spaces = {}
+    share = None if args.worker is None else worker_share(args.worker)
+    pair = -1
     for dataset_class, dataset_params, label in datasets:
         objective, dataset = set_up_problem(
             BENCHMARK, dataset_class, dataset_params, args.seed,
@@ -198,11 +223,15 @@ def tune(args, config, datasets, solvers, budget, max_runs, storage):
         for cls, params in solvers:
             space = SearchSpace(cls, params, lipschitz)
             spaces[label][1].append(space)
-            if args.read_only:
+            pair += 1
+            if args.read_only or (share is not None
+                                  and pair % share[1] != share[0]):
                 continue
             study = make_study(storage, study_name(label, space), args.seed)
 
             def run(candidate, trial, protected, space=space):
+                if args.worker is not None:
+                    trial.set_user_attr("worker", args.worker)
                 rows = run_curve(objective, dataset, space.solver_class,
                                  space.parameters(candidate), budget,
                                  max_runs, args.seed, trial, protected)
@@ -376,6 +405,20 @@ def write_configs(args, argv, config, datasets, spaces, budget, storage):
     return written
 
 
+def run_workers(argv, jobs):
+    """Run ``jobs`` worker processes of this command, one thread each, and
+    wait for them all; an error if one failed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, __file__, *argv,
+                                 "--worker", f"{index}/{jobs}"], env=env)
+               for index in range(jobs)]
+    failed = [index for index, worker in enumerate(workers)
+              if worker.wait() != 0]
+    if failed:
+        raise ValueError(f"worker(s) {failed} of {jobs} failed (above); "
+                         "the same command resumes the tuning")
+
+
 def main(argv):
     args = parse_args(argv)
     config = load_run_config(args.config)
@@ -388,12 +431,23 @@ def main(argv):
     if args.read_only and not args.storage.is_file():
         raise ValueError(f"no tuning storage at {args.storage}")
     args.storage.parent.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{args.storage.resolve()}"
+    # Workers write to one SQLite file: each waits for the others' writes.
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{args.storage.resolve()}",
+        engine_kwargs={"connect_args": {"timeout": 300}})
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
+    tuning = not args.read_only
+    if tuning and args.jobs > 1 and args.worker is None:
+        run_workers(argv, args.jobs)
+        args.read_only = True
+    if args.worker is not None:
+        torch.set_num_threads(1)
     spaces = tune(args, config, datasets, solvers, float(budget), max_runs,
                   storage)
-    if not args.read_only:
+    if args.worker is not None:
+        return
+    if tuning:
         print(f"tuned in {time.perf_counter() - start:.0f} s; trials in "
               f"{args.storage}")
     for path in write_configs(args, argv, config, datasets, spaces,

@@ -330,6 +330,29 @@ def test_read_only_writes_the_same_configs(tuned_run, tmp_path):
             == yaml.safe_load(path.read_text()))
 
 
+def test_jobs_share_the_curves_among_processes(tuned_run, tmp_path):
+    _, config, _, _ = tuned_run
+    storage, out_dir = tmp_path / "tuning.db", tmp_path / "tuned"
+    load_script().main(["--config", str(config), "--trials", "3",
+                        "--storage", str(storage), "--out-dir",
+                        str(out_dir), "--jobs", "2"])
+    # SOBA's study in the first worker, AmIGO-CG's in the second, each with
+    # its 3 trials; the configs written from them once both finished.
+    studies = optuna.get_all_study_summaries(f"sqlite:///{storage}")
+    workers = {}
+    for summary in studies:
+        study = optuna.load_study(study_name=summary.study_name,
+                                  storage=f"sqlite:///{storage}")
+        trials = study.get_trials()
+        assert len(trials) == 3
+        workers[summary.study_name.split(" | ")[1].split("[")[0]] = {
+            trial.user_attrs["worker"] for trial in trials}
+    assert workers == {"SOBA": {"0/2"}, "AmIGO": {"1/2"}}
+    config = yaml.safe_load((out_dir / "quadratic.yml").read_text())
+    assert [entry.split("[")[0] for entry in config["solver"]] == [
+        "SOBA", "AmIGO"]
+
+
 def test_a_rerun_for_one_solver_keeps_the_others(tuned_run, tmp_path):
     path, config, storage, argv = tuned_run
     out_dir = tmp_path / "tuned"
