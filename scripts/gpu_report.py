@@ -16,7 +16,8 @@ there):
   measured time of one product;
 - every solver's time per outer iteration on ``hyperclean_mnist5k``, next
   to its launches and bytes per iteration and the two floors they give
-  under the assumptions of ``scripts/operation_count.py --launch-bound``;
+  under the assumptions of ``scripts/operation_count.py --launch-bound``,
+  and its memory (state and peak);
 - a 60-second run of four solvers of ``configs/paper_synthetic.yml``
   (``benchopt run``, one repetition), with each curve's last point and
   its memory (the state it keeps and its peak).
@@ -280,6 +281,22 @@ def count_window(solver, warmup, iterations):
     return counter, products.count / iterations
 
 
+def memory_window(solver, iterations):
+    """The solver's memory columns (``benchmark_utils.memory``) over its
+    first ``iterations`` outer iterations: measured at the start, as
+    benchopt's first evaluation does, and at the end."""
+    calls, memory = [0], {}
+
+    def callback():
+        if calls[0] in (0, iterations):
+            memory.update(solver.get_result()["memory"])
+        calls[0] += 1
+        return calls[0] <= iterations
+
+    solver.run(callback)
+    return memory
+
+
 def lancbio_floor(report):
     """LancBiO's time per outer iteration at the largest n next to the time
     of the products with G it makes, one product timed alone."""
@@ -333,21 +350,28 @@ def hyperclean_solvers(report):
             counter, _ = count_window(solver, warmup, sizes.counted)
             launches, moved = (counter.launches / sizes.counted,
                                counter.bytes / sizes.counted)
+            memory = memory_window(solver, warmup + sizes.counted)
             name = solver_class.name + (
                 f"[{instance.inner_solver}]"
                 if hasattr(instance, "inner_solver") else "")
             rows.append((name, f"{1e3 * seconds:.3f}", f"{launches:.0f}",
                          f"{1e3 * launches * LAUNCH_SECONDS:.3f}",
-                         f"{1e3 * moved / BANDWIDTH:.4f}"))
+                         f"{1e3 * moved / BANDWIDTH:.4f}",
+                         f"{memory['memory_state_bytes'] / MIB:.3g}",
+                         f"{memory['memory_peak_bytes'] / MIB:.3g}"))
     return (f"`{label}`, float64, each solver at its defaults after its "
             f"warm-up; median of {sizes.timed_blocks} blocks of "
             f"{sizes.iterations} iterations. The floors assume "
             f"{LAUNCH_SECONDS * 1e6:g} µs per launch and "
             f"{BANDWIDTH / 1e12:g} TB/s (`scripts/operation_count.py "
             "--launch-bound`): a time near the launch floor and far above "
-            "the memory floor is launch-bound.\n\n" + table(
+            "the memory floor is launch-bound. The memory: the state the "
+            "solver keeps and its peak over its warm-up and the counted "
+            "iterations (docs/metrics_and_timing.md, \"Memory\"; on CUDA "
+            "the allocator's peak).\n\n" + table(
                 ("solver", "ms per iteration", "launches per iteration",
-                 "launch floor (ms)", "memory floor (ms)"), rows))
+                 "launch floor (ms)", "memory floor (ms)", "state (MiB)",
+                 "peak memory (MiB)"), rows))
 
 
 def paper_synthetic_run(report):

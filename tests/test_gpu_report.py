@@ -87,3 +87,14 @@ def test_the_paper_run_reports_each_curve_memory(report):
     assert len(curves) == 4
     for *_, state, peak in curves:
         assert 2 * 100 * 8 / 2 ** 20 <= float(state) <= float(peak)
+
+
+def test_every_solver_reports_its_memory_on_hyper_cleaning(report):
+    # hyperclean_mnist5k at the quick sizes: y holds 785 x 10 float64
+    # weights and x one weight per training sample (100): every solver
+    # keeps at least x and y, and its peak is at least its state.
+    solvers = rows(section(report, "Time per iteration on hyper-cleaning"))
+    assert len(solvers) >= 20
+    least = (785 * 10 + 100) * 8 / 2 ** 20
+    for name, *_, state, peak in solvers:
+        assert least <= float(state) <= float(peak), name
