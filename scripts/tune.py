@@ -195,6 +195,23 @@ def inner_lipschitz(objective, dataset, solvers, seed):
     return solver.inner_lipschitz()
 
 
+#: The study attribute that keeps the L its steps were searched with.
+LIPSCHITZ_ATTR = "lipschitz"
+
+
+def stored_lipschitz(storage, label):
+    """{study name: the L its steps were searched with} of the studies of
+    the dataset ``label`` in ``storage`` that record it: a rerun, a
+    resumed tuning and the configs written after the workers of ``--jobs``
+    use the same search ranges and the same 'auto' as the trials, whatever
+    a process's threads do to the last digits of a new estimate."""
+    return {summary.study_name: summary.user_attrs[LIPSCHITZ_ATTR]
+            for summary in optuna.get_all_study_summaries(
+                storage, include_best_trial=False)
+            if summary.study_name.startswith(f"{label} | ")
+            and LIPSCHITZ_ATTR in summary.user_attrs}
+
+
 def study_name(label, space):
     """The study of one curve on one dataset: named by both."""
     return f"{label} | {space.selection(space.default)}"
@@ -218,16 +235,22 @@ def tune(args, config, datasets, solvers, budget, max_runs, storage):
         objective, dataset = set_up_problem(
             BENCHMARK, dataset_class, dataset_params, args.seed,
             config_objective(config))
-        lipschitz = inner_lipschitz(objective, dataset, solvers, args.seed)
+        stored = stored_lipschitz(storage, label)
+        lipschitz = (next(iter(stored.values())) if stored else
+                     inner_lipschitz(objective, dataset, solvers, args.seed))
         spaces[label] = (lipschitz, [])
         for cls, params in solvers:
             space = SearchSpace(cls, params, lipschitz)
+            # The study's name does not depend on L; its ranges do.
+            space = SearchSpace(cls, params, stored.get(
+                study_name(label, space), lipschitz))
             spaces[label][1].append(space)
             pair += 1
             if args.read_only or (share is not None
                                   and pair % share[1] != share[0]):
                 continue
             study = make_study(storage, study_name(label, space), args.seed)
+            study.set_user_attr(LIPSCHITZ_ATTR, lipschitz)
 
             def run(candidate, trial, protected, space=space):
                 if args.worker is not None:
@@ -252,7 +275,9 @@ def header(args, argv, budget, lipschitz, earlier_commands, lines):
     """The comment at the top of a tuned config: the command (and the
     ``earlier_commands`` whose solvers it keeps), the protocol and, per
     solver, ``lines``."""
-    command = "#   " + shlex.join(["python", "scripts/tune.py", *argv])
+    # The configs written by --read-only are those of the tuning itself.
+    command = "#   " + shlex.join(["python", "scripts/tune.py", *(
+        argument for argument in argv if argument != "--read-only")])
     protocol = (
         f"Per solver curve, {args.trials} candidates (the default first, "
         f"then {N_STARTUP_TRIALS} at random and the rest by Optuna's TPE "
