@@ -24,7 +24,7 @@ it solves within a factor tau of the fastest curve.
 
 Usage (from the benchmark folder):
     python scripts/budget_summary.py RESULTS.parquet
-        [--metric objective_test_accuracy] [--time-budget 30 300]
+        [--metric METRIC] [--time-budget 30 300]
         [--profile 1e-3]
 """
 import argparse
@@ -39,10 +39,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_utils.plotting.budget import (  # noqa: E402
-    best_within_budget, curve_labels, dataset_labels, ended_runs, ranked)
+    best_within_budget, curve_labels, dataset_labels, ended_runs,
+    metric_columns, ranked)
 from benchmark_utils.plotting.profile import (  # noqa: E402
     PRINTED_RATIOS, performance_ratios, profile, times_to_target)
 
+#: The metric summarised by default: the first that the results record
+#: (classification tasks have a test accuracy; every problem has a
+#: hypergradient norm).
+DEFAULT_METRICS = ("objective_test_accuracy", "objective_hypergrad_norm")
 #: The counts reported next to the metric.
 COUNTS = ("objective_n_hvp", "objective_n_epochs")
 #: The peak memory (the largest so far, in bytes), in columns of its own.
@@ -123,7 +128,9 @@ def print_profile(df, metric, tolerance):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
-    parser.add_argument("--metric", default="objective_test_accuracy")
+    parser.add_argument("--metric", default=None,
+                        help="default: objective_test_accuracy where the "
+                        "results record it, else objective_hypergrad_norm")
     parser.add_argument("--time-budget", type=float, nargs="+",
                         default=[30.0, 300.0])
     parser.add_argument("--profile", type=float, metavar="TOLERANCE",
@@ -132,9 +139,15 @@ def main(argv=None):
     if not args.results.is_file():
         sys.exit(f"budget_summary.py: no results file at {args.results}")
     df = pd.read_parquet(args.results)
+    if args.metric is None:
+        args.metric = next(metric for metric in DEFAULT_METRICS
+                           if metric in df.columns
+                           and df[metric].notna().any())
+        print(f"metric: {args.metric} (--metric chooses another)")
     if args.metric not in df.columns:
         sys.exit(f"budget_summary.py: {args.results} has no column "
-                 f"{args.metric}")
+                 f"{args.metric}; its metrics: "
+                 + ", ".join(metric_columns(df)))
     if args.profile is not None:
         print_profile(df, args.metric, args.profile)
         return

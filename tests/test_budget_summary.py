@@ -162,3 +162,21 @@ def test_performance_profile_across_datasets(tmp_path, capsys):
         "| SOBA | 0.50 | 0.50 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |",
         "| LancBiO | 0.50 | 0.50 | 0.50 | 1.00 | 1.00 | 1.00 | 1.00 |",
         "| PBGD | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 |"]
+
+
+def test_without_a_test_accuracy_the_hypergradient_norm_is_summarised(
+        tmp_path, capsys):
+    # A quadratic-only run records no test accuracy: the default metric is
+    # the hypergradient norm, and the summary says so.
+    table = [{key.replace("objective_test_accuracy",
+                          "objective_hypergrad_norm"): value
+              for key, value in row.items()}
+             for row in rows("SOBA", "full", 0, [0, 1, 2], [1.0, 0.1, 0.01],
+                             [0, 1, 2])]
+    out = summary_of(tmp_path, capsys, table, "--time-budget", "1.5")
+    assert out.startswith("metric: objective_hypergrad_norm (--metric "
+                          "chooses another)")
+    (line,) = [line for line in out.splitlines()
+               if line.startswith("| SOBA")]
+    # Within 1.5 s: its last point is at 1 s, 0.1 after 1 HVP.
+    assert line.split(" | ")[1].startswith("0.1 / 0.1 / 1 / 2")
