@@ -168,3 +168,27 @@ def sample_quadratic():
 @pytest.fixture
 def benchmark():
     return BENCHMARK
+
+
+# -- long checks ------------------------------------------------------------
+# The README's test command keeps the suite under 10 minutes on 2 cores; the
+# checks marked `long` (whole benchopt runs and end-to-end scripts that other
+# tests cover in parts) run with `python -m pytest -q tests --long`.
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="also run the checks marked long")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "long: a long check, run with --long (README)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="a long check: run with --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)

@@ -149,14 +149,18 @@ from benchmark_utils.solver import BilevelSolver
 
 
 class Solver(BilevelSolver):
-    """Gradient steps on y, each after a pause of some seconds."""
+    """Gradient steps on y, after a pause of some seconds at the start of
+    its run (in init_state: the memory measurement replays steps, not the
+    set-up, so the pause is the run's own)."""
 
     name = "slow"
     parameters = {"pause": [0.0]}
     parameter_template = "pause={pause}"
 
-    def step(self, x, y, v):
+    def init_state(self):
         time.sleep(self.pause)
+
+    def step(self, x, y, v):
         return x, y - 0.01 * self.oracles.grad_inner(x, y), v
 '''
 
@@ -170,7 +174,8 @@ def test_an_interrupted_run_keeps_its_finished_curves_and_holds_its_name(
            "--timeout", "600", "--no-plot", "--no-cache",
            "--output", str(output)]
     # Two curves, one after the other: without a pause (it ends at once),
-    # then with pauses of 60 s, during which the run is interrupted.
+    # then with a pause of 60 s at its start, during which the run is
+    # interrupted.
     first = subprocess.Popen(
         [sys.executable, "-m", "benchopt", *run, "-s",
          f"{solver_file}[pause=[0.0,60.0]]"], cwd=ROOT,

@@ -14,6 +14,9 @@ import torch
 from benchopt.utils.run_context import RunContext
 from conftest import get_dataset_class, get_solver_class, make_objective
 
+#: Every check of this file is a long one (README: `--long`).
+pytestmark = pytest.mark.long
+
 N_OUTER = 2000
 #: Test accuracy is read every CHECK_EVERY outer iterations.
 CHECK_EVERY = 100

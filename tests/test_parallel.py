@@ -3,6 +3,7 @@ cluster bound to 127.0.0.1 gives the sequential run's results, and the
 SLURM configuration only uses keys that submitit knows."""
 import numpy as np
 import pandas as pd
+import pytest
 import submitit
 import yaml
 from distributed import LocalCluster
@@ -30,6 +31,7 @@ def run(output, *options):
     return df[keys + metrics].sort_values(keys).reset_index(drop=True)
 
 
+@pytest.mark.long
 def test_dask_run_gives_the_sequential_results(tmp_path):
     sequential = run(tmp_path / "sequential.parquet")
     config = yaml.safe_load((PARALLEL_CONFIGS / "dask.yml").read_text())

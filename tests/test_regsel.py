@@ -481,6 +481,7 @@ def test_news20_dataset_stays_sparse(tmp_path, monkeypatch):
     torch.testing.assert_close(squared_norms, torch.ones(40))
 
 
+@pytest.mark.long
 def test_benchopt_runs_both_datasets_from_libsvmdata_files(tmp_path):
     # `benchopt run . -d regsel_ijcnn1 -d regsel_news20` on written files:
     # the whole pipeline, news20 at its full 62,061 features kept sparse.

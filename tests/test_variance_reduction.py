@@ -62,6 +62,7 @@ def test_storm_and_sarah():
 # -- the variance-reduction property ---------------------------------------
 
 
+@pytest.mark.long
 def test_saba_and_srba_reach_1e8_with_constant_steps_where_soba_levels_off(
         problem):
     # Batches of 16 of the 200 samples: their Hessians reach twice the mean
@@ -88,6 +89,7 @@ def well_conditioned():
 NEUMANN = dict(n_neumann_steps=15, step_size_inner=0.3, step_size_linsys=0.3)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("name, params, n_iter", [
     ("MA-SOBA", dict(step_size_inner=0.3, step_size_outer=1.0,
                      decay_inner=0.4, decay_outer=0.6), 1000),
