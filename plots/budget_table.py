@@ -47,10 +47,10 @@ class Plot(BasePlot):
     curve reads "n/a: first-order" there. A curve of which a repetition
     diverged or failed, or (for a metric other than the value) ended the
     budget with a value above its start, or (for a hypergradient norm)
-    reached exactly 0, a derivative that vanished, carries the reason, is
-    never in bold and is not ranked. Rows are in rank order within the
-    time budget: the other curves by their value (tied curves share a
-    rank), then the marked ones, a diverged or failed curve last.
+    fell to eps² of its start, a derivative that vanished, carries the
+    reason, is never in bold and is not ranked. Rows are in rank order
+    within the time budget: the other curves by their value (tied curves
+    share a rank), then the marked ones, a diverged or failed curve last.
 
     ``dataset`` 'first with the metric' opens on the first dataset that
     records the metric; a dataset that does not record it shows the
