@@ -10,10 +10,11 @@ and every parameter whose value differs between the curves of that
 solver.
 
 A curve that ended before a budget (converged, diverged, failed, or
-stopped by the stopping rule) keeps its last point; a diverged or failed
-one is marked. Rows are in rank order, by the best value within the
-largest budget, a diverged or failed curve after every one that
-finished.
+stopped by the stopping rule) keeps its last point. A curve that the
+report's budget table does not rank is marked with the reason (diverged,
+failed, value above start, hypergradient vanished). Rows are in rank
+order, by the best value within the largest budget, the marked curves
+after the others and a diverged or failed one last.
 
 With ``--profile TOLERANCE``, it prints instead the performance profile
 of every curve across the datasets that record the metric (Dolan and
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark_utils.plotting.budget import (  # noqa: E402
-    best_within_budget, curve_labels, dataset_labels, ended_runs,
+    best_within_budget, curve_labels, dataset_labels, disqualified_runs,
     metric_columns, ranked)
 from benchmark_utils.plotting.profile import (  # noqa: E402
     PRINTED_RATIOS, performance_ratios, profile, times_to_target)
@@ -66,10 +67,13 @@ def reached_within(df, columns, budget):
 
 def summary(df, metric, budgets):
     """{dataset: [(label, {budget: (reached, best, n_hvp, n_epochs,
-    peak_memory)}, 'diverged', 'failed' or None)]}, in rank order."""
+    peak_memory)}, why it is not ranked or None)]}, in rank order: the
+    budget table's rules (a diverged or failed curve, a value above its
+    start, a vanished hypergradient: ``disqualified_runs``) within the
+    largest budget."""
     reported = [column for column in (*COUNTS, MEMORY)
                 if column in df.columns]
-    ended = ended_runs(df)
+    ended = disqualified_runs(df, metric, "time", max(budgets))
     labels = curve_labels(df, always=("p_solver_batch_size",))
     tables = {}
     for budget in budgets:

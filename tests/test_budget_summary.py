@@ -173,10 +173,16 @@ def test_without_a_test_accuracy_the_hypergradient_norm_is_summarised(
               for key, value in row.items()}
              for row in rows("SOBA", "full", 0, [0, 1, 2], [1.0, 0.1, 0.01],
                              [0, 1, 2])]
+    # A second curve whose hypergradient underflows (saturated weights):
+    # not ranked, and marked.
+    table += [dict(row, solver_name="SOBA[8]", p_solver_batch_size="8",
+                   objective_hypergrad_norm=norm)
+              for row, norm in zip(table, [1.0, 1e-70, 1e-70])]
     out = summary_of(tmp_path, capsys, table, "--time-budget", "1.5")
     assert out.startswith("metric: objective_hypergrad_norm (--metric "
                           "chooses another)")
-    (line,) = [line for line in out.splitlines()
-               if line.startswith("| SOBA")]
-    # Within 1.5 s: its last point is at 1 s, 0.1 after 1 HVP.
-    assert line.split(" | ")[1].startswith("0.1 / 0.1 / 1 / 2")
+    lines = [line for line in out.splitlines() if line.startswith("| SOBA")]
+    # Within 1.5 s: the last point is at 1 s, 0.1 after 1 HVP.
+    assert lines[0].startswith("| SOBA[batch_size=full] | 0.1 / 0.1 / 1 / 2")
+    assert lines[1].startswith("| SOBA[batch_size=8] (hypergradient "
+                               "vanished) | 1e-70 / 1e-70")
