@@ -182,3 +182,19 @@ def test_a_claim_on_the_plateau_waits_for_the_plateau():
     assert claims.settled(results_table(flat))
     assert claims.on_plateau(results_table(flat).query(
         "solver_name == 'SubBiO[x=1]'"))
+
+
+def test_a_rerun_is_read_from_the_file_benchopt_wrote(tmp_path):
+    # benchopt never overwrites a results file: a rerun of a claim writes
+    # <name>_1.parquet beside <name>.parquet, and the claim reads the
+    # newest (not another setting's file that shares the prefix).
+    for stem in ("paper_claims_speedup_original",
+                 "paper_claims_speedup_original_1",
+                 "paper_claims_speedup_original_2",
+                 "paper_claims_speedup_original_gpu"):
+        (tmp_path / f"{stem}.parquet").write_text("")
+    path = tmp_path / "paper_claims_speedup_original.parquet"
+    assert claims.newest_results(path) == (
+        tmp_path / "paper_claims_speedup_original_2.parquet")
+    assert claims.newest_results(tmp_path / "other.parquet") == (
+        tmp_path / "other.parquet")
