@@ -25,6 +25,7 @@ from benchopt.utils.parametrized_name_mixin import (_get_used_parameters,
                                                    product_param)
 from benchopt.utils.run_context import RunContext
 
+from benchmark_utils.plotting.budget import VANISHED_RATIO
 from benchmark_utils.solver import LIPSCHITZ_MARGIN
 from benchmark_utils.stopping import SolverTimeBudget
 from benchmark_utils.tuned_parameters import (STEP_SIZE_PREFIX, TUNED,
@@ -344,8 +345,9 @@ def curve_score(curve, budget):
     HYPERGRAD_FLOOR times its starting value. The score is +inf
     (disqualified) when a point is marked diverged or failed (its solver
     raised, or an evaluation ran out of time), when the value,
-    hypergrad_norm or time of a point is not finite, or when the last value
-    is above the first one.
+    hypergrad_norm or time of a point is not finite, when the last value
+    is above the first one, or when hypergrad_norm vanished (at most
+    ``VANISHED_RATIO`` of its start: an exact 0 or an underflow).
     """
     if not budget > 0:
         raise ValueError(f"the budget must be positive, got {budget!r}")
@@ -362,6 +364,11 @@ def curve_score(curve, budget):
     time = curve["time"].to_numpy(dtype=float, copy=True)
     if not (np.isfinite(value).all() and np.isfinite(norm).all()
             and np.isfinite(time).all()) or value[-1] > value[0]:
+        return math.inf
+    if norm[0] != 0 and norm.min() <= VANISHED_RATIO * abs(norm[0]):
+        # A hypergradient that vanished (saturated hyper-cleaning weights
+        # underflow it), not a stationary point: the report does not rank
+        # such a curve either (benchmark_utils.plotting.budget).
         return math.inf
     floor = max(HYPERGRAD_FLOOR * norm[0], np.finfo(float).tiny)
     log_norm = np.log10(np.maximum(norm, floor))

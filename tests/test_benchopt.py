@@ -176,10 +176,14 @@ def test_an_interrupted_run_keeps_its_finished_curves_and_holds_its_name(
     # Two curves, one after the other: without a pause (it ends at once),
     # then with a pause of 60 s at its start, during which the run is
     # interrupted.
+    # SIGINT at its default in the run (a test suite started in the
+    # background of a shell without job control inherits it ignored, and
+    # Python then turns it into no KeyboardInterrupt).
     first = subprocess.Popen(
         [sys.executable, "-m", "benchopt", *run, "-s",
          f"{solver_file}[pause=[0.0,60.0]]"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         start = time.time()
         while not list((tmp_path / "results").rglob("curve.parquet")):

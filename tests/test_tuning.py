@@ -72,10 +72,16 @@ def test_a_diverged_failed_non_finite_or_worsened_curve_scores_inf(broken):
     assert curve_score(curve(**{**arguments, **broken}), 1.0) == math.inf
 
 
-def test_an_exact_zero_norm_is_floored():
-    # Saturated weights: 0 after a start at 1, floored at 1e-12.
-    rows = curve([0.0, 1.0], [1.0, 0.0], values=[1.0, 0.9])
+def test_a_norm_at_round_off_is_floored_and_a_vanished_one_disqualified():
+    # Round-off (1e-17 of the start) is floored at 1e-12: half the budget
+    # at 0 decades, half at -12 on average.
+    rows = curve([0.0, 1.0], [1.0, 1e-17], values=[1.0, 0.9])
     assert curve_score(rows, 1.0) == pytest.approx(-6.0)
+    # Saturated hyper-cleaning weights: the norm underflows (8e-68) or is
+    # exactly 0 while the value still decreases: never chosen.
+    for vanished in (8e-68, 0.0):
+        rows = curve([0.0, 1.0], [1.0, vanished], values=[1.0, 0.9])
+        assert curve_score(rows, 1.0) == math.inf
 
 
 # -- the selection rule -------------------------------------------------------
