@@ -250,7 +250,7 @@ def tune(args, config, datasets, solvers, budget, max_runs, storage):
                                   and pair % share[1] != share[0]):
                 continue
             study = make_study(storage, study_name(label, space), args.seed)
-            study.set_user_attr(LIPSCHITZ_ATTR, lipschitz)
+            study.set_user_attr(LIPSCHITZ_ATTR, space.lipschitz)
 
             def run(candidate, trial, protected, space=space):
                 if args.worker is not None:
